@@ -1,0 +1,110 @@
+/**
+ * The production store: Cloud Firestore through the Admin SDK (which bypasses the security
+ * rules; `firestore.rules` denies every client). One top-level collection per document kind,
+ * documents keyed as the port says, audit events with random ids.
+ *
+ * Transactions are Firestore transactions: reads first, writes buffered and applied at the end
+ * (Firestore refuses a read after a write), retried by the SDK on contention, which is why a
+ * transaction callback must be free of outside effects.
+ */
+import type { Firestore, Transaction } from 'firebase-admin/firestore';
+import type { AuditEvent } from '../core/audit.js';
+import type {
+  CollectionName,
+  Collections,
+  Found,
+  IndexedField,
+  Store,
+  Tx,
+} from '../ports/store.js';
+
+/** The collection that receives audit events. */
+export const AUDIT_COLLECTION = 'audit_events';
+
+class FirestoreTx implements Tx {
+  private readonly writes: Array<(t: Transaction) => void> = [];
+
+  constructor(
+    private readonly db: Firestore,
+    private readonly t: Transaction,
+  ) {}
+
+  async get<C extends CollectionName>(collection: C, id: string): Promise<Collections[C] | null> {
+    const snap = await this.t.get(this.db.collection(collection).doc(id));
+    return snap.exists ? (snap.data() as Collections[C]) : null;
+  }
+
+  async find<C extends CollectionName>(
+    collection: C,
+    field: IndexedField<C>,
+    value: string,
+    limit: number,
+  ): Promise<Found<C>[]> {
+    const snap = await this.t.get(
+      this.db.collection(collection).where(field, '==', value).limit(limit),
+    );
+    return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[C] }));
+  }
+
+  set<C extends CollectionName>(collection: C, id: string, doc: Collections[C]): void {
+    const ref = this.db.collection(collection).doc(id);
+    this.writes.push((t) => t.set(ref, doc));
+  }
+
+  delete(collection: CollectionName, id: string): void {
+    const ref = this.db.collection(collection).doc(id);
+    this.writes.push((t) => t.delete(ref));
+  }
+
+  audit(event: AuditEvent): void {
+    const ref = this.db.collection(AUDIT_COLLECTION).doc();
+    this.writes.push((t) => t.set(ref, event));
+  }
+
+  flush(): void {
+    for (const write of this.writes) write(this.t);
+  }
+}
+
+/** A store over an initialized Firestore client. */
+export function firestoreStore(db: Firestore): Store {
+  return {
+    kind: 'firestore',
+    async get(collection, id) {
+      const snap = await db.collection(collection).doc(id).get();
+      return snap.exists ? (snap.data() as Collections[typeof collection]) : null;
+    },
+    async find(collection, field, value, limit) {
+      const snap = await db.collection(collection).where(field, '==', value).limit(limit).get();
+      return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[typeof collection] }));
+    },
+    transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      return db.runTransaction(async (t) => {
+        const tx = new FirestoreTx(db, t);
+        const result = await fn(tx);
+        tx.flush();
+        return result;
+      });
+    },
+    async auditEvents(limit) {
+      const snap = await db.collection(AUDIT_COLLECTION).limit(limit).get();
+      return snap.docs.map((d) => d.data() as AuditEvent);
+    },
+    async close() {
+      await db.terminate();
+    },
+  };
+}
+
+/**
+ * Opens the default app's Firestore, loading firebase-admin only now (it is the heaviest
+ * import, and the embedded mode never needs it). Honors `FIRESTORE_EMULATOR_HOST`.
+ */
+export async function openFirestoreStore(options: { projectId?: string } = {}): Promise<Store> {
+  const { getApps, initializeApp } = await import('firebase-admin/app');
+  const { getFirestore } = await import('firebase-admin/firestore');
+  const app =
+    getApps()[0] ?? initializeApp(options.projectId === undefined ? {} : { projectId: options.projectId });
+  const db = getFirestore(app);
+  return firestoreStore(db);
+}

@@ -1,0 +1,202 @@
+/**
+ * The embedded store: SQLite through better-sqlite3, one file, WAL mode, `synchronous=FULL`
+ * so an acknowledged write survives a killed process (and a power cut).
+ *
+ * Each collection is a table of JSON documents keyed by id, with an expression index per
+ * queryable field. Transactions are serialized by an in-process queue on the writer connection
+ * (`BEGIN IMMEDIATE`, so another process cannot interleave either); reads outside transactions
+ * use a second connection, so they see committed data only, never a transaction in flight.
+ */
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditEvent } from '../core/audit.js';
+import {
+  INDEXED_FIELDS,
+  type CollectionName,
+  type Collections,
+  type Found,
+  type IndexedField,
+  type Store,
+  type StoreReader,
+  type Tx,
+} from '../ports/store.js';
+
+type Db = Database.Database;
+
+const COLLECTIONS = Object.keys(INDEXED_FIELDS) as CollectionName[];
+
+function migrate(db: Db): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS audit_events (
+      id TEXT PRIMARY KEY,
+      at TEXT NOT NULL,
+      data TEXT NOT NULL
+    ) STRICT;
+  `);
+  for (const c of COLLECTIONS) {
+    db.exec(`CREATE TABLE IF NOT EXISTS ${c} (id TEXT PRIMARY KEY, data TEXT NOT NULL) STRICT;`);
+    for (const f of INDEXED_FIELDS[c] as readonly string[]) {
+      db.exec(`CREATE INDEX IF NOT EXISTS ${c}_${f} ON ${c} (json_extract(data, '$.${f}'));`);
+    }
+  }
+}
+
+/** Reads over one connection, with prepared statements cached per collection. */
+class SqliteReader implements StoreReader {
+  private readonly gets = new Map<string, Database.Statement>();
+  private readonly finds = new Map<string, Database.Statement>();
+
+  constructor(protected readonly db: Db) {}
+
+  async get<C extends CollectionName>(collection: C, id: string): Promise<Collections[C] | null> {
+    return this.getSync(collection, id);
+  }
+
+  getSync<C extends CollectionName>(collection: C, id: string): Collections[C] | null {
+    let stmt = this.gets.get(collection);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(`SELECT data FROM ${collection} WHERE id = ?`).pluck();
+      this.gets.set(collection, stmt);
+    }
+    const data = stmt.get(id) as string | undefined;
+    return data === undefined ? null : (JSON.parse(data) as Collections[C]);
+  }
+
+  async find<C extends CollectionName>(
+    collection: C,
+    field: IndexedField<C>,
+    value: string,
+    limit: number,
+  ): Promise<Found<C>[]> {
+    const key = `${collection}.${field}`;
+    let stmt = this.finds.get(key);
+    if (stmt === undefined) {
+      if (!(INDEXED_FIELDS[collection] as readonly string[]).includes(field)) {
+        throw new Error(`${collection}.${field} is not an indexed field`);
+      }
+      stmt = this.db.prepare(
+        `SELECT id, data FROM ${collection} WHERE json_extract(data, '$.${field}') = ? LIMIT ?`,
+      );
+      this.finds.set(key, stmt);
+    }
+    const rows = stmt.all(value, limit) as { id: string; data: string }[];
+    return rows.map((r) => ({ id: r.id, doc: JSON.parse(r.data) as Collections[C] }));
+  }
+}
+
+type Write =
+  | { op: 'set'; collection: CollectionName; id: string; data: string }
+  | { op: 'delete'; collection: CollectionName; id: string };
+
+class SqliteTx implements Tx {
+  readonly writes: Write[] = [];
+  readonly events: AuditEvent[] = [];
+
+  constructor(private readonly reader: SqliteReader) {}
+
+  get<C extends CollectionName>(collection: C, id: string): Promise<Collections[C] | null> {
+    return this.reader.get(collection, id);
+  }
+
+  find<C extends CollectionName>(
+    collection: C,
+    field: IndexedField<C>,
+    value: string,
+    limit: number,
+  ): Promise<Found<C>[]> {
+    return this.reader.find(collection, field, value, limit);
+  }
+
+  set<C extends CollectionName>(collection: C, id: string, doc: Collections[C]): void {
+    this.writes.push({ op: 'set', collection, id, data: JSON.stringify(doc) });
+  }
+
+  delete(collection: CollectionName, id: string): void {
+    this.writes.push({ op: 'delete', collection, id });
+  }
+
+  audit(event: AuditEvent): void {
+    this.events.push(event);
+  }
+}
+
+export interface SqliteStoreOptions {
+  /** The database file; its folder is created if missing. */
+  file: string;
+}
+
+/** Opens (and migrates) the embedded store. */
+export function openSqliteStore(options: SqliteStoreOptions): Store {
+  mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
+  // Created 0600 up front: SQLite gives its -wal and -shm files the database file's mode.
+  closeSync(openSync(options.file, 'a', 0o600));
+  const writer = new Database(options.file);
+  writer.pragma('journal_mode = WAL');
+  writer.pragma('synchronous = FULL');
+  writer.pragma('busy_timeout = 5000');
+  migrate(writer);
+  const readerDb = new Database(options.file, { readonly: true });
+  readerDb.pragma('busy_timeout = 5000');
+  const reader = new SqliteReader(readerDb);
+  const txReader = new SqliteReader(writer);
+
+  const insertAudit = writer.prepare('INSERT INTO audit_events (id, at, data) VALUES (?, ?, ?)');
+  const setStmts = new Map<string, Database.Statement>();
+  const deleteStmts = new Map<string, Database.Statement>();
+  for (const c of COLLECTIONS) {
+    setStmts.set(c, writer.prepare(`INSERT OR REPLACE INTO ${c} (id, data) VALUES (?, ?)`));
+    deleteStmts.set(c, writer.prepare(`DELETE FROM ${c} WHERE id = ?`));
+  }
+  const begin = writer.prepare('BEGIN IMMEDIATE');
+  const commit = writer.prepare('COMMIT');
+  const rollback = writer.prepare('ROLLBACK');
+
+  // Transactions run one at a time: the queue is a promise chain.
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  async function runOne<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (closed) throw new Error('the store is closed');
+    begin.run();
+    try {
+      const tx = new SqliteTx(txReader);
+      const result = await fn(tx);
+      for (const w of tx.writes) {
+        if (w.op === 'set') setStmts.get(w.collection)!.run(w.id, w.data);
+        else deleteStmts.get(w.collection)!.run(w.id);
+      }
+      for (const event of tx.events) insertAudit.run(randomUUID(), event.at, JSON.stringify(event));
+      commit.run();
+      return result;
+    } catch (error) {
+      if (writer.inTransaction) rollback.run();
+      throw error;
+    }
+  }
+
+  return {
+    kind: 'sqlite',
+    get: (collection, id) => reader.get(collection, id),
+    find: (collection, field, value, limit) => reader.find(collection, field, value, limit),
+    transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      const run = queue.then(() => runOne(fn));
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    async auditEvents(limit: number): Promise<AuditEvent[]> {
+      const rows = readerDb
+        .prepare('SELECT data FROM audit_events ORDER BY at, rowid LIMIT ?')
+        .pluck()
+        .all(limit) as string[];
+      return rows.map((r) => JSON.parse(r) as AuditEvent);
+    },
+    async close(): Promise<void> {
+      await queue;
+      closed = true;
+      readerDb.close();
+      writer.close();
+    },
+  };
+}

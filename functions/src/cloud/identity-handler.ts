@@ -1,0 +1,60 @@
+/**
+ * The Cloud Function's request handler, kept apart from the trigger so it can be tested
+ * without it. It builds the service once per instance (at cold start, through `onInit`, so a
+ * bad bridge key set fails the instance loudly) and adapts Express's request to the HTTP core.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createApp, type App } from '../app.js';
+import { pathOf, sendResponse } from '../adapters/node-http.js';
+import { loadConfig, type Env } from '../config/config.js';
+import { INTERNAL_ERROR } from '../core/errors.js';
+import type { Logger } from '../ports/logger.js';
+
+/** What Cloud Functions hands the handler: node:http objects; `rawBody` is set by the framework. */
+export type CloudRequest = IncomingMessage & { rawBody?: Buffer };
+
+export interface CloudService {
+  /** Builds the service (idempotent); run at cold start. */
+  init(): Promise<App>;
+  /** The `onRequest` handler. */
+  handle(req: CloudRequest, res: ServerResponse): Promise<void>;
+}
+
+/**
+ * The service as a Cloud Function. `bridgeKeys` reads the Secret Manager secret declared by
+ * the trigger (`defineSecret`), called once at cold start.
+ */
+export function cloudService(options: { env: Env; bridgeKeys: () => string; logger: Logger }): CloudService {
+  let app: Promise<App> | undefined;
+  const init = (): Promise<App> => {
+    app ??= (async () => {
+      const config = loadConfig(options.env, { store: 'firestore', bridgeKeys: options.bridgeKeys() });
+      return createApp({ config, logger: options.logger });
+    })();
+    return app;
+  };
+  return {
+    init,
+    async handle(req, res) {
+      try {
+        const { handler } = await init();
+        const response = await handler({
+          method: req.method ?? 'GET',
+          path: pathOf(req.url),
+          headers: req.headersDistinct,
+          body: req.rawBody ?? Buffer.alloc(0),
+        });
+        sendResponse(res, response);
+      } catch (error) {
+        options.logger.error('request.failed', {
+          error: error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
+        });
+        sendResponse(res, {
+          status: INTERNAL_ERROR.status,
+          headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+          body: INTERNAL_ERROR.toBody(),
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Agents: mint, read, disable, enable. Pure rules over the store port; every change commits
+ * with its audit event.
+ */
+import { ApiError } from './errors.js';
+import type { Clock } from '../ports/clock.js';
+import { rfc3339 } from '../ports/clock.js';
+import type { AgentDoc, Store, StoreReader } from '../ports/store.js';
+import { actorOf } from './audit.js';
+import { generateAgentId } from './ids.js';
+import type { Principal } from './principal.js';
+
+/** An agent as the API shows it. */
+export interface Agent {
+  agent_id: string;
+  display_name: string;
+  disabled: boolean;
+  created_at: string;
+}
+
+export interface CoreDeps {
+  store: Store;
+  clock: Clock;
+}
+
+/** The API view of an agent record. */
+export function agentView(doc: AgentDoc): Agent {
+  return {
+    agent_id: doc.agent_id,
+    display_name: doc.display_name,
+    disabled: doc.disabled,
+    created_at: doc.created_at,
+  };
+}
+
+/** Mints an agent. 409 `already_exists` when the id is taken. */
+export async function createAgent(
+  deps: CoreDeps,
+  principal: Principal,
+  input: { display_name: string; agent_id?: string | undefined },
+): Promise<Agent> {
+  return deps.store.transact(async (tx) => {
+    const agentId = input.agent_id ?? generateAgentId();
+    if ((await tx.get('agents', agentId)) !== null) {
+      throw new ApiError('already_exists', 'an agent with this id already exists', {
+        agent_id: agentId,
+      });
+    }
+    const at = rfc3339(deps.clock.now());
+    const doc: AgentDoc = {
+      agent_id: agentId,
+      display_name: input.display_name,
+      disabled: false,
+      created_at: at,
+      updated_at: at,
+    };
+    tx.set('agents', agentId, doc);
+    tx.audit({
+      category: 'auth',
+      action: 'agent.create',
+      actor: actorOf(principal),
+      target: { agent_id: agentId },
+      at,
+    });
+    return agentView(doc);
+  });
+}
+
+/** Reads an agent record or throws 404 `not_found`. */
+export async function requireAgent(reader: StoreReader, agentId: string): Promise<AgentDoc> {
+  const doc = await reader.get('agents', agentId);
+  if (doc === null) throw new ApiError('not_found', 'no such agent', { agent_id: agentId });
+  return doc;
+}
+
+/** Reads an agent. */
+export async function getAgent(deps: CoreDeps, agentId: string): Promise<Agent> {
+  return agentView(await requireAgent(deps.store, agentId));
+}
+
+/**
+ * Disables or enables an agent. From the next request on, nothing acts for a disabled agent.
+ * Setting the state it already has changes nothing and writes no audit event.
+ */
+export async function setAgentDisabled(
+  deps: CoreDeps,
+  principal: Principal,
+  agentId: string,
+  disabled: boolean,
+): Promise<Agent> {
+  return deps.store.transact(async (tx) => {
+    const current = await requireAgent(tx, agentId);
+    if (current.disabled === disabled) return agentView(current);
+    const at = rfc3339(deps.clock.now());
+    const doc: AgentDoc = { ...current, disabled, updated_at: at };
+    tx.set('agents', agentId, doc);
+    tx.audit({
+      category: 'auth',
+      action: disabled ? 'agent.disable' : 'agent.enable',
+      actor: actorOf(principal),
+      target: { agent_id: agentId },
+      at,
+    });
+    return agentView(doc);
+  });
+}

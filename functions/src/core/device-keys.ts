@@ -1,0 +1,192 @@
+/**
+ * Device keys: issue (optionally rotating the calling key), revoke, and authenticate. A key is
+ * shown once at issue and stored only as its digest; revocation, expiry and disabling take
+ * effect on the very next request because authentication always reads the store.
+ */
+import {
+  deviceKeyDigest,
+  generateDeviceKey,
+  generateKeyId,
+  isWellFormedDeviceKey,
+} from '../auth/device-key-format.js';
+import { rfc3339 } from '../ports/clock.js';
+import type { DeviceKeyDoc } from '../ports/store.js';
+import { requireAgent, type CoreDeps } from './agents.js';
+import { actorOf } from './audit.js';
+import { ApiError } from './errors.js';
+import type { DevicePrincipal, Principal } from './principal.js';
+
+/**
+ * Hard ceiling on a device key's `ttl_seconds` (one year). The operator setting
+ * `device_key.max_ttl_seconds` can only lower it.
+ */
+export const DEVICE_KEY_TTL_CEILING_SECONDS = 365 * 24 * 3600;
+
+/** A freshly issued key: the only time `device_key` is ever shown. */
+export interface IssuedDeviceKey {
+  key_id: string;
+  agent_id: string;
+  device_key: string;
+  label: string | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface IssueInput {
+  agent_id: string;
+  label?: string | undefined;
+  ttl_seconds?: number | undefined;
+  /** Revoke the calling device key in the same transaction. */
+  rotate?: boolean | undefined;
+}
+
+/**
+ * Issues a device key for `input.agent_id`. The agent must exist and be enabled, checked inside
+ * the transaction so a concurrent disable cannot slip a key through. With `rotate`, the calling
+ * key must still be active inside the transaction: of two rotations of one key, one wins and
+ * the other is refused with 401.
+ */
+export async function issueDeviceKey(
+  deps: CoreDeps,
+  principal: Principal,
+  input: IssueInput,
+): Promise<IssuedDeviceKey> {
+  if (input.rotate === true && principal.kind !== 'device') {
+    throw new ApiError('invalid_argument', 'rotate needs a device key: it revokes the calling key');
+  }
+  if (input.ttl_seconds !== undefined && input.ttl_seconds > DEVICE_KEY_TTL_CEILING_SECONDS) {
+    throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
+      max_ttl_seconds: DEVICE_KEY_TTL_CEILING_SECONDS,
+    });
+  }
+  const deviceKey = generateDeviceKey();
+  const digest = deviceKeyDigest(deviceKey);
+  return deps.store.transact(async (tx) => {
+    const agent = await requireAgent(tx, input.agent_id);
+    const rotating = input.rotate === true && principal.kind === 'device' ? principal : null;
+    const calling = rotating === null ? null : await tx.get('device_keys', rotating.key_digest);
+    if (agent.disabled) {
+      throw new ApiError('permission_denied', 'the agent is disabled', { agent_id: agent.agent_id });
+    }
+    const nowMs = deps.clock.now();
+    const at = rfc3339(nowMs);
+    if (rotating !== null && (calling === null || !isActive(calling, nowMs))) {
+      throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
+    }
+    const doc: DeviceKeyDoc = {
+      key_id: generateKeyId(),
+      agent_id: agent.agent_id,
+      label: input.label ?? null,
+      created_at: at,
+      expires_at: input.ttl_seconds === undefined ? null : rfc3339(nowMs + input.ttl_seconds * 1000),
+      revoked_at: null,
+    };
+    tx.set('device_keys', digest, doc);
+    if (rotating !== null && calling !== null) {
+      tx.set('device_keys', rotating.key_digest, { ...calling, revoked_at: at });
+      tx.audit({
+        category: 'auth',
+        action: 'device_key.rotate',
+        actor: actorOf(principal),
+        target: { agent_id: agent.agent_id, key_id: doc.key_id },
+        at,
+        details: { revoked_key_id: calling.key_id },
+      });
+    } else {
+      tx.audit({
+        category: 'auth',
+        action: 'device_key.issue',
+        actor: actorOf(principal),
+        target: { agent_id: agent.agent_id, key_id: doc.key_id },
+        at,
+      });
+    }
+    return {
+      key_id: doc.key_id,
+      agent_id: doc.agent_id,
+      device_key: deviceKey,
+      label: doc.label,
+      created_at: doc.created_at,
+      expires_at: doc.expires_at,
+    };
+  });
+}
+
+/** The answer of a revoke. */
+export interface RevokedDeviceKey {
+  key_id: string;
+  agent_id: string;
+  revoked_at: string;
+}
+
+/**
+ * Revokes a device key by its `key_id` (default: the calling key). A device may revoke only
+ * its own agent's keys: another agent's key is 404, exactly like a key that does not exist, so
+ * key ids of other agents cannot be probed. Revoking a revoked key is idempotent and answers
+ * the original `revoked_at` without a new audit event.
+ */
+export async function revokeDeviceKey(
+  deps: CoreDeps,
+  principal: Principal,
+  keyId: string | undefined,
+): Promise<RevokedDeviceKey> {
+  if (keyId === undefined && principal.kind !== 'device') {
+    throw new ApiError('invalid_argument', 'key_id is required with the bridge key');
+  }
+  return deps.store.transact(async (tx) => {
+    let found: { id: string; doc: DeviceKeyDoc } | null = null;
+    if (keyId === undefined && principal.kind === 'device') {
+      const doc = await tx.get('device_keys', principal.key_digest);
+      found = doc === null ? null : { id: principal.key_digest, doc };
+    } else if (keyId !== undefined) {
+      found = (await tx.find('device_keys', 'key_id', keyId, 1))[0] ?? null;
+    }
+    if (found === null || (principal.kind === 'device' && found.doc.agent_id !== principal.agent_id)) {
+      throw new ApiError('not_found', 'no such device key', keyId === undefined ? {} : { key_id: keyId });
+    }
+    const { id, doc } = found;
+    if (doc.revoked_at !== null) {
+      return { key_id: doc.key_id, agent_id: doc.agent_id, revoked_at: doc.revoked_at };
+    }
+    const at = rfc3339(deps.clock.now());
+    tx.set('device_keys', id, { ...doc, revoked_at: at });
+    tx.audit({
+      category: 'auth',
+      action: 'device_key.revoke',
+      actor: actorOf(principal),
+      target: { agent_id: doc.agent_id, key_id: doc.key_id },
+      at,
+    });
+    return { key_id: doc.key_id, agent_id: doc.agent_id, revoked_at: at };
+  });
+}
+
+/** True when a key record is neither revoked nor expired at `nowMs`. */
+export function isActive(doc: DeviceKeyDoc, nowMs: number): boolean {
+  if (doc.revoked_at !== null) return false;
+  return doc.expires_at === null || Date.parse(doc.expires_at) > nowMs;
+}
+
+/** Why a presented device key was refused, for the structured log. */
+export type DeviceKeyRefusal = 'malformed' | 'unknown' | 'revoked' | 'expired' | 'agent_disabled' | 'agent_missing';
+
+/**
+ * Authenticates a presented device key: shape and checksum first (no store read for garbage),
+ * then the record by digest, then its agent. Reads the store every time: no cache may sit
+ * between a key and its revocation.
+ */
+export async function authenticateDeviceKey(
+  deps: CoreDeps,
+  presented: string,
+): Promise<{ ok: true; principal: DevicePrincipal } | { ok: false; reason: DeviceKeyRefusal }> {
+  if (!isWellFormedDeviceKey(presented)) return { ok: false, reason: 'malformed' };
+  const digest = deviceKeyDigest(presented);
+  const doc = await deps.store.get('device_keys', digest);
+  if (doc === null) return { ok: false, reason: 'unknown' };
+  if (doc.revoked_at !== null) return { ok: false, reason: 'revoked' };
+  if (!isActive(doc, deps.clock.now())) return { ok: false, reason: 'expired' };
+  const agent = await deps.store.get('agents', doc.agent_id);
+  if (agent === null) return { ok: false, reason: 'agent_missing' };
+  if (agent.disabled) return { ok: false, reason: 'agent_disabled' };
+  return { ok: true, principal: { kind: 'device', agent_id: doc.agent_id, key_id: doc.key_id, key_digest: digest } };
+}

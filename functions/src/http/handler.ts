@@ -1,0 +1,95 @@
+/**
+ * The HTTP core: one function from {@link HttpRequest} to {@link HttpResponse}, shared by the
+ * Cloud Function and the local server. Steps, in order: route lookup (404), method (405), body
+ * (413, 415, 400), credential (400/401), the route's policy (403), the strict schema (400),
+ * the handler. Every failure is a JSON error from the one error table; anything unexpected is
+ * logged and answered with a generic 500.
+ */
+import type { z } from 'zod';
+import { authenticate, WWW_AUTHENTICATE } from '../auth/authenticate.js';
+import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
+import type { Principal } from '../core/principal.js';
+import type { AppDeps, Route } from '../routes/route.js';
+import { ROUTES, routeIndex } from '../routes/table.js';
+import { parseJsonObjectBody } from './parse-body.js';
+import type { HttpRequest, HttpResponse } from './types.js';
+
+export type Handler = (req: HttpRequest) => Promise<HttpResponse>;
+
+const BASE_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
+
+function errorResponse(error: ApiError, extra: Record<string, string> = {}): HttpResponse {
+  const headers: Record<string, string> = { ...BASE_HEADERS, ...extra };
+  if (error.code === 'unauthenticated') headers['www-authenticate'] = WWW_AUTHENTICATE;
+  return { status: error.status, headers, body: error.toBody() };
+}
+
+/** Zod issues as safe details: where and what, never the offending value. */
+function schemaError(error: z.ZodError): ApiError {
+  const first = error.issues[0];
+  const field = first === undefined ? '' : first.path.map(String).join('.');
+  const message = first === undefined ? 'invalid input' : first.message;
+  return new ApiError('invalid_argument', field === '' ? message : `${field}: ${message}`, {
+    ...(field === '' ? {} : { field }),
+    issues: error.issues.slice(0, 10).map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`),
+  });
+}
+
+/** Refuses a principal the route's policy does not list. */
+function checkPolicy(route: Route, principal: Principal | null): void {
+  if (route.policy === 'public') return;
+  if (principal === null) throw new ApiError('unauthenticated', 'this route needs a credential');
+  if (!route.policy.includes(principal.kind)) {
+    throw new ApiError('permission_denied', `this route does not accept a ${principal.kind} credential`);
+  }
+}
+
+/**
+ * Builds the request handler over its dependencies. `routes` defaults to the route table; tests
+ * may pass their own to prove the core's guarantees.
+ */
+export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES): Handler {
+  const index = routeIndex(routes);
+  return async (req) => {
+    const route = index.get(req.path);
+    try {
+      if (route === undefined) throw new ApiError('not_found', 'no such route');
+      if (req.method !== route.method) {
+        return errorResponse(
+          new ApiError('method_not_allowed', `use ${route.method} for ${route.path}`),
+          { allow: route.method },
+        );
+      }
+      const body = route.method === 'POST' ? parseJsonObjectBody(req) : {};
+      const principal = route.policy === 'public' ? null : await authenticate(deps, req.path, req.headers);
+      checkPolicy(route, principal);
+      // agent_id rewrite: a caller bound to an agent never chooses the agent.
+      if (route.agentScoped && principal !== null && principal.kind !== 'bridge') delete body['agent_id'];
+      if (route.agentScoped && principal?.kind === 'bridge' && !hasField(route.input, 'agent_id')) {
+        delete body['agent_id'];
+      }
+      const parsed = route.input.safeParse(body);
+      if (!parsed.success) throw schemaError(parsed.error);
+      const result = await route.run(deps, principal, parsed.data);
+      return { status: route.status, headers: { ...BASE_HEADERS, ...route.headers }, body: result };
+    } catch (error) {
+      if (error instanceof ApiError) return errorResponse(error);
+      deps.logger.error('request.failed', {
+        path: route?.path ?? 'unknown',
+        error: error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
+        stack: error instanceof Error ? error.stack : undefined,
+      });
+      return errorResponse(INTERNAL_ERROR);
+    }
+  };
+}
+
+/** True when an object schema declares `field`. */
+function hasField(schema: z.ZodType, field: string): boolean {
+  const shape = (schema as { shape?: Record<string, unknown> }).shape;
+  return shape !== undefined && field in shape;
+}

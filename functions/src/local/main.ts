@@ -1,0 +1,59 @@
+/**
+ * `npm start`: the service on http://127.0.0.1:8787 over the embedded SQLite store in
+ * `./.data`. Without `AGENTPACK_BRIDGE_KEYS` it uses (and on first start generates) a dev
+ * bridge key in the data dir and prints where it is, never the key.
+ */
+import { createApp } from '../app.js';
+import { jsonLogger } from '../adapters/json-logger.js';
+import { loadConfig } from '../config/config.js';
+import { ensureDevBridgeKey } from './dev-keys.js';
+import { startServer } from './server.js';
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const logger = jsonLogger();
+  const dataDir = env['AGENTPACK_DATA_DIR'] ?? './.data';
+  const devKey = env['AGENTPACK_BRIDGE_KEYS'] === undefined ? ensureDevBridgeKey(dataDir) : null;
+  const config = loadConfig(env, {
+    store: 'sqlite',
+    ...(devKey === null ? {} : { bridgeKeys: devKey.key }),
+  });
+  const app = await createApp({ config, logger });
+  const port = Number(env['PORT'] ?? 8787);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('PORT must be a port number');
+  const { server, url } = await startServer(app.handler, logger, {
+    port,
+    host: env['HOST'] ?? '127.0.0.1',
+  });
+  logger.info('server.started', { url, store: app.store.kind, data_dir: config.dataDir });
+  if (devKey !== null) {
+    process.stdout.write(
+      [
+        '',
+        `agentpack-identity listening on ${url} (store: ${app.store.kind}, data: ${config.dataDir})`,
+        `dev bridge key ${devKey.created ? 'generated into' : 'read from'} ${devKey.file} (mode 0600)`,
+        'try:',
+        `  curl -s ${url}/agents/create -H 'content-type: application/json' \\`,
+        `    -H "x-agentpack-key: $(cat ${devKey.file})" -d '{"display_name":"my first agent"}'`,
+        '',
+      ].join('\n'),
+    );
+  }
+  const stop = (signal: string) => {
+    logger.info('server.stopping', { signal });
+    server.close(() => {
+      app.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+    server.closeAllConnections();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`agentpack-identity: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

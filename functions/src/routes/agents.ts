@@ -1,0 +1,56 @@
+/** Routes under /agents: mint, read, disable and enable agents. */
+import { z } from 'zod';
+import { createAgent, getAgent, setAgentDisabled } from '../core/agents.js';
+import { actingAgent, defineRoute } from './route.js';
+import { agentIdSchema, displayNameSchema } from './schemas.js';
+
+/** POST /agents/create (bridge): mint an agent, with a chosen or generated id. */
+export const agentsCreate = defineRoute({
+  method: 'POST',
+  path: '/agents/create',
+  rpc: 'agents/create',
+  policy: ['bridge'],
+  agentScoped: false,
+  status: 201,
+  input: z.strictObject({ display_name: displayNameSchema, agent_id: agentIdSchema.optional() }),
+  handle: ({ deps, principal, input }) => createAgent(deps, principal!, input),
+});
+
+/** POST /agents/get: the bridge reads any agent; a device key reads its own. */
+export const agentsGet = defineRoute({
+  method: 'POST',
+  path: '/agents/get',
+  rpc: 'agents/get',
+  policy: ['bridge', 'device'],
+  agentScoped: true,
+  status: 200,
+  input: z.strictObject({ agent_id: agentIdSchema.optional() }),
+  handle: async ({ deps, principal, input }) =>
+    getAgent(deps, actingAgent(principal, input.agent_id)),
+});
+
+const toggleInput = z.strictObject({ agent_id: agentIdSchema });
+
+/** POST /agents/disable (bridge): nothing acts for the agent from the next request on. */
+export const agentsDisable = defineRoute({
+  method: 'POST',
+  path: '/agents/disable',
+  rpc: 'agents/disable',
+  policy: ['bridge'],
+  agentScoped: false,
+  status: 200,
+  input: toggleInput,
+  handle: ({ deps, principal, input }) => setAgentDisabled(deps, principal!, input.agent_id, true),
+});
+
+/** POST /agents/enable (bridge). */
+export const agentsEnable = defineRoute({
+  method: 'POST',
+  path: '/agents/enable',
+  rpc: 'agents/enable',
+  policy: ['bridge'],
+  agentScoped: false,
+  status: 200,
+  input: toggleInput,
+  handle: ({ deps, principal, input }) => setAgentDisabled(deps, principal!, input.agent_id, false),
+});

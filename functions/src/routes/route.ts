@@ -1,0 +1,89 @@
+/**
+ * What a route is: a method and path, the credentials it accepts (its authorization policy),
+ * a strict input schema and a handler. The route table is the list of these; the HTTP core
+ * enforces the policy before any handler runs, and a route with no policy cannot be written.
+ */
+import type { z } from 'zod';
+import type { AuthDeps } from '../auth/authenticate.js';
+import { ApiError } from '../core/errors.js';
+import type { CredentialKind, Principal } from '../core/principal.js';
+
+/** Everything a handler may use. */
+export interface AppDeps extends AuthDeps {}
+
+/**
+ * Who may call a route: `public` (no credential needed, any presented one is ignored), or the
+ * list of credential kinds accepted. Anything not listed is denied.
+ */
+export type RoutePolicy = 'public' | readonly [CredentialKind, ...CredentialKind[]];
+
+export interface RouteSpec<S extends z.ZodType> {
+  method: 'GET' | 'POST';
+  path: string;
+  /** The RPC name used in scopes and logs, e.g. `agents/get`. */
+  rpc: string;
+  policy: RoutePolicy;
+  /**
+   * True when the route acts for one agent. Its body may carry `agent_id`: for a caller bound
+   * to an agent (a device key) it is ignored and replaced by the credential's agent; the bridge
+   * key names the agent with it where the schema declares it.
+   */
+  agentScoped: boolean;
+  /** Strict schema of the JSON body (unknown fields refused). */
+  input: S;
+  /** 201 when the route creates something, else 200. */
+  status: 200 | 201;
+  /** Extra response headers, e.g. Cache-Control on public documents. */
+  headers?: Record<string, string>;
+  handle(ctx: HandlerContext<z.output<S>>): Promise<object>;
+}
+
+export interface HandlerContext<I> {
+  deps: AppDeps;
+  /** The verified caller; null only on public routes. */
+  principal: Principal | null;
+  input: I;
+}
+
+/** A route with its input type erased, as the table holds it. */
+export interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  rpc: string;
+  policy: RoutePolicy;
+  agentScoped: boolean;
+  status: 200 | 201;
+  headers: Record<string, string>;
+  input: z.ZodType;
+  run(deps: AppDeps, principal: Principal | null, input: unknown): Promise<object>;
+}
+
+/** Declares a route; the schema's output type flows into the handler. */
+export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
+  return {
+    method: spec.method,
+    path: spec.path,
+    rpc: spec.rpc,
+    policy: spec.policy,
+    agentScoped: spec.agentScoped,
+    status: spec.status,
+    headers: spec.headers ?? {},
+    input: spec.input,
+    run: (deps, principal, input) => spec.handle({ deps, principal, input: input as z.output<S> }),
+  };
+}
+
+/**
+ * The agent a request acts for. A device key is bound to one agent, so any `agent_id` it sends
+ * is ignored (a forged `agent_id` is a no-op); the bridge key must name the agent.
+ */
+export function actingAgent(principal: Principal | null, requested: string | undefined): string {
+  if (principal === null) throw new Error('actingAgent called on a public route');
+  if (principal.kind === 'device') return principal.agent_id;
+  if (requested === undefined) {
+    throw new ApiError('invalid_argument', 'agent_id is required with the bridge key', {
+      field: 'agent_id',
+    });
+  }
+  return requested;
+}
