@@ -1,0 +1,98 @@
+/**
+ * The service over real HTTP for API tests: a temporary data dir, the real SQLite store, the
+ * real node:http server on a free loopback port, a capturing logger and an injectable clock.
+ */
+import type { Server } from 'node:http';
+import { createApp } from '../../functions/src/app.js';
+import { loadConfig } from '../../functions/src/config/config.js';
+import { startServer } from '../../functions/src/local/server.js';
+import type { Clock } from '../../functions/src/ports/clock.js';
+import type { Store } from '../../functions/src/ports/store.js';
+import { capturingLogger } from './logs.js';
+import { tempDir } from './temp-dir.js';
+
+export const BRIDGE_KEY = 'test-bridge-key-0123456789abcdefghijklmnop';
+export const BRIDGE_KEY_2 = 'test-bridge-key-second-0123456789abcdefgh';
+
+export interface ApiResult {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+export interface TestService {
+  url: string;
+  store: Store;
+  logs: string[];
+  /** Every response body text seen, for leak checks. */
+  responses: string[];
+  dataDir: string;
+  /** POSTs JSON with the given headers. */
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<ApiResult>;
+  /** Any request, raw. */
+  request(path: string, init: RequestInit): Promise<ApiResult>;
+  bridge: Record<string, string>;
+  device(key: string): Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startTestService(options: { clock?: Clock; store?: Store } = {}): Promise<TestService> {
+  const tmp = tempDir();
+  const { logger, lines } = capturingLogger();
+  const config = loadConfig(
+    {
+      AGENTPACK_DATA_DIR: tmp.dir,
+      AGENTPACK_BRIDGE_KEYS: `${BRIDGE_KEY},${BRIDGE_KEY_2}`,
+    },
+    { store: 'sqlite' },
+  );
+  const app = await createApp({
+    config,
+    logger,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.store === undefined ? {} : { store: options.store }),
+  });
+  const { server, url } = await startServer(app.handler, logger, { port: 0, host: '127.0.0.1' });
+  const responses: string[] = [];
+  const request = async (path: string, init: RequestInit): Promise<ApiResult> => {
+    const res = await fetch(url + path, init);
+    const text = await res.text();
+    responses.push(text);
+    let body: unknown = undefined;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    return { status: res.status, headers: res.headers, body, text };
+  };
+  return {
+    url,
+    store: app.store,
+    logs: lines,
+    responses,
+    dataDir: tmp.dir,
+    request,
+    post: (path, body, headers = {}) =>
+      request(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    bridge: { 'x-agentpack-key': BRIDGE_KEY },
+    device: (key) => ({ 'x-agentpack-device-key': key }),
+    async close() {
+      await closeServer(server);
+      await app.close();
+      tmp.remove();
+    },
+  };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

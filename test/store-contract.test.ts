@@ -1,0 +1,228 @@
+/**
+ * The store contract: both adapters behave the same. Runs on SQLite always and on the
+ * Firestore adapter against @firestore-emulator/server. That emulator does not isolate
+ * transactions, so the concurrency cases run on SQLite, and on the official emulator only when
+ * FIRESTORE_EMULATOR_HOST names one.
+ */
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
+import { openFirestoreStore } from '../functions/src/adapters/firestore-store.js';
+import type { AuditEvent } from '../functions/src/core/audit.js';
+import type { AgentDoc, DeviceKeyDoc, Store } from '../functions/src/ports/store.js';
+import { startFirestoreEmulator, type FirestoreEmulator } from './helpers/firestore-emulator.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const agent = (id: string, name = 'A'): AgentDoc => ({
+  agent_id: id,
+  display_name: name,
+  disabled: false,
+  created_at: '2026-01-01T00:00:00.000Z',
+  updated_at: '2026-01-01T00:00:00.000Z',
+});
+const key = (keyId: string, agentId: string): DeviceKeyDoc => ({
+  key_id: keyId,
+  agent_id: agentId,
+  label: null,
+  created_at: '2026-01-01T00:00:00.000Z',
+  expires_at: null,
+  revoked_at: null,
+});
+const event = (agentId: string): AuditEvent => ({
+  category: 'auth',
+  action: 'agent.create',
+  actor: { kind: 'bridge', bridge_key_id: 'bk_test' },
+  target: { agent_id: agentId },
+  at: '2026-01-01T00:00:00.000Z',
+});
+
+interface Factory {
+  name: string;
+  open(): Promise<Store>;
+  /** Whether transactions isolate concurrent writers on this backend. */
+  isolates: boolean;
+}
+
+const sqliteFactory: Factory = {
+  name: 'sqlite',
+  isolates: true,
+  async open() {
+    const tmp = tempDir();
+    return openSqliteStore({ file: `${tmp.dir}/s.sqlite` });
+  },
+};
+
+let emulator: FirestoreEmulator | undefined;
+const firestoreFactory: Factory = {
+  name: 'firestore (@firestore-emulator/server)',
+  isolates: false,
+  async open() {
+    if (emulator === undefined) throw new Error('emulator not started');
+    return emulator.newStore();
+  },
+};
+
+const factories: Factory[] = [sqliteFactory, firestoreFactory];
+if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
+  factories.push({
+    name: `firestore (official emulator at ${process.env['FIRESTORE_EMULATOR_HOST']})`,
+    isolates: true,
+    open: () => openFirestoreStore({ projectId: `demo-contract-${Date.now()}` }),
+  });
+}
+
+beforeAll(async () => {
+  emulator = await startFirestoreEmulator();
+});
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+describe.each(factories)('store contract: $name', (factory) => {
+  it('gets null for a missing document and the document after a committed set', async () => {
+    const store = await factory.open();
+    expect(await store.get('agents', 'nobody')).toBeNull();
+    await store.transact(async (tx) => tx.set('agents', 'a1', agent('a1')));
+    expect(await store.get('agents', 'a1')).toEqual(agent('a1'));
+    await store.close();
+  });
+
+  it('finds by an indexed field, only matches, within the limit', async () => {
+    const store = await factory.open();
+    await store.transact(async (tx) => {
+      tx.set('device_keys', 'd1', key('dk_1', 'a1'));
+      tx.set('device_keys', 'd2', key('dk_2', 'a1'));
+      tx.set('device_keys', 'd3', key('dk_3', 'a2'));
+    });
+    const byAgent = await store.find('device_keys', 'agent_id', 'a1', 10);
+    expect(byAgent.map((f) => f.id).sort()).toEqual(['d1', 'd2']);
+    expect(await store.find('device_keys', 'agent_id', 'a1', 1)).toHaveLength(1);
+    const inTx = await store.transact((tx) => tx.find('device_keys', 'key_id', 'dk_3', 1));
+    expect(inTx).toEqual([{ id: 'd3', doc: key('dk_3', 'a2') }]);
+    expect(await store.find('device_keys', 'key_id', 'dk_none', 1)).toEqual([]);
+    await store.close();
+  });
+
+  it('commits writes and audit events together', async () => {
+    const store = await factory.open();
+    await store.transact(async (tx) => {
+      tx.set('agents', 'a1', agent('a1'));
+      tx.audit(event('a1'));
+    });
+    expect(await store.get('agents', 'a1')).not.toBeNull();
+    expect(await store.auditEvents(10)).toEqual([event('a1')]);
+    await store.close();
+  });
+
+  it('commits nothing, audit included, when the transaction throws', async () => {
+    const store = await factory.open();
+    await expect(
+      store.transact(async (tx) => {
+        tx.set('agents', 'a1', agent('a1'));
+        tx.audit(event('a1'));
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect(await store.get('agents', 'a1')).toBeNull();
+    expect(await store.auditEvents(10)).toEqual([]);
+    await store.close();
+  });
+
+  it('reads inside a transaction see the state before its own buffered writes', async () => {
+    const store = await factory.open();
+    await store.transact(async (tx) => tx.set('agents', 'a1', agent('a1', 'old')));
+    const seen = await store.transact(async (tx) => {
+      tx.set('agents', 'a1', agent('a1', 'new'));
+      return (await tx.get('agents', 'a1'))?.display_name;
+    });
+    expect(seen).toBe('old');
+    expect((await store.get('agents', 'a1'))?.display_name).toBe('new');
+    await store.close();
+  });
+
+  it('replaces and deletes documents', async () => {
+    const store = await factory.open();
+    await store.transact(async (tx) => tx.set('agents', 'a1', agent('a1', 'one')));
+    await store.transact(async (tx) => tx.set('agents', 'a1', agent('a1', 'two')));
+    expect((await store.get('agents', 'a1'))?.display_name).toBe('two');
+    await store.transact(async (tx) => tx.delete('agents', 'a1'));
+    expect(await store.get('agents', 'a1')).toBeNull();
+    await store.close();
+  });
+
+  // Registered only where transactions isolate (see the file comment): not a skipped test.
+  if (factory.isolates)
+    it('serializes concurrent read-modify-write transactions', async () => {
+      const store = await factory.open();
+      await store.transact(async (tx) => tx.set('agents', 'counter', agent('counter', '0')));
+      await Promise.all(
+        Array.from({ length: 20 }, () =>
+          store.transact(async (tx) => {
+            const doc = await tx.get('agents', 'counter');
+            const n = Number(doc?.display_name ?? '0');
+            tx.set('agents', 'counter', agent('counter', String(n + 1)));
+          }),
+        ),
+      );
+      expect((await store.get('agents', 'counter'))?.display_name).toBe('20');
+      await store.close();
+    });
+});
+
+describe('sqlite store specifics', () => {
+  it('fails the change when the audit write fails (fail-closed audit)', async () => {
+    const tmp = tempDir();
+    const file = `${tmp.dir}/s.sqlite`;
+    const store = openSqliteStore({ file });
+    // A real failure inside SQLite: a trigger that aborts every audit insert.
+    const admin = new Database(file);
+    admin.exec(
+      "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit down'); END;",
+    );
+    admin.close();
+    await expect(
+      store.transact(async (tx) => {
+        tx.set('agents', 'a1', agent('a1'));
+        tx.audit(event('a1'));
+      }),
+    ).rejects.toThrow('audit down');
+    expect(await store.get('agents', 'a1')).toBeNull();
+    await store.close();
+    tmp.remove();
+  });
+
+  it('keeps committed data across reopen and creates the file with mode 0600', async () => {
+    const tmp = tempDir();
+    const file = `${tmp.dir}/s.sqlite`;
+    const store = openSqliteStore({ file });
+    await store.transact(async (tx) => tx.set('agents', 'a1', agent('a1')));
+    await store.close();
+    const { statSync } = await import('node:fs');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const again = openSqliteStore({ file });
+    expect(await again.get('agents', 'a1')).toEqual(agent('a1'));
+    await again.close();
+    tmp.remove();
+  });
+
+  it('does not let reads outside a transaction see a transaction in flight', async () => {
+    const tmp = tempDir();
+    const store = openSqliteStore({ file: `${tmp.dir}/s.sqlite` });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let inside!: () => void;
+    const entered = new Promise<void>((r) => (inside = r));
+    const pending = store.transact(async (tx) => {
+      tx.set('agents', 'a1', agent('a1'));
+      inside();
+      await gate;
+    });
+    await entered;
+    expect(await store.get('agents', 'a1')).toBeNull();
+    release();
+    await pending;
+    expect(await store.get('agents', 'a1')).not.toBeNull();
+    await store.close();
+    tmp.remove();
+  });
+});
