@@ -19,7 +19,11 @@ async function issueKey(agentId: string): Promise<string> {
 
 describe('/agents/create', () => {
   it('mints an agent with the chosen id, 201, and audits it', async () => {
-    const res = await svc.post('/agents/create', { display_name: 'Mail bot', agent_id: 'mail-bot' }, svc.bridge);
+    const res = await svc.post(
+      '/agents/create',
+      { display_name: 'Mail bot', agent_id: 'mail-bot' },
+      svc.bridge,
+    );
     expect(res.status).toBe(201);
     expect(res.body).toEqual({
       agent_id: 'mail-bot',
@@ -32,7 +36,10 @@ describe('/agents/create', () => {
       expect.objectContaining({
         category: 'auth',
         action: 'agent.create',
-        actor: expect.objectContaining({ kind: 'bridge', bridge_key_id: expect.stringMatching(/^bk_/) }),
+        actor: expect.objectContaining({
+          kind: 'bridge',
+          bridge_key_id: expect.stringMatching(/^bk_/),
+        }),
         target: { agent_id: 'mail-bot' },
       }),
     ]);
@@ -46,7 +53,11 @@ describe('/agents/create', () => {
 
   it('refuses a taken id with 409 already_exists and changes nothing', async () => {
     await svc.post('/agents/create', { display_name: 'one', agent_id: 'dup-agent' }, svc.bridge);
-    const res = await svc.post('/agents/create', { display_name: 'two', agent_id: 'dup-agent' }, svc.bridge);
+    const res = await svc.post(
+      '/agents/create',
+      { display_name: 'two', agent_id: 'dup-agent' },
+      svc.bridge,
+    );
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('already_exists');
     const got = await svc.post('/agents/get', { agent_id: 'dup-agent' }, svc.bridge);
@@ -75,14 +86,22 @@ describe('/agents/create', () => {
   });
 
   it('accepts every configured bridge key (rotation)', async () => {
-    const res = await svc.post('/agents/create', { display_name: 'x' }, { 'x-agentpack-key': BRIDGE_KEY_2 });
+    const res = await svc.post(
+      '/agents/create',
+      { display_name: 'x' },
+      { 'x-agentpack-key': BRIDGE_KEY_2 },
+    );
     expect(res.status).toBe(201);
   });
 
   it('refuses a device key with 403 and never runs the handler', async () => {
     await svc.post('/agents/create', { display_name: 'a', agent_id: 'agent-a' }, svc.bridge);
     const key = await issueKey('agent-a');
-    const res = await svc.post('/agents/create', { display_name: 'evil', agent_id: 'evil-agent' }, svc.device(key));
+    const res = await svc.post(
+      '/agents/create',
+      { display_name: 'evil', agent_id: 'evil-agent' },
+      svc.device(key),
+    );
     expect(res.status).toBe(403);
     expect(res.body.error.code).toBe('permission_denied');
     expect(await svc.store.get('agents', 'evil-agent')).toBeNull();
@@ -163,7 +182,9 @@ describe('/agents/disable and /agents/enable', () => {
   });
 
   it('answers 404 for an unknown agent and 400 without agent_id', async () => {
-    expect((await svc.post('/agents/disable', { agent_id: 'nobody-here' }, svc.bridge)).status).toBe(404);
+    expect(
+      (await svc.post('/agents/disable', { agent_id: 'nobody-here' }, svc.bridge)).status,
+    ).toBe(404);
     expect((await svc.post('/agents/enable', {}, svc.bridge)).status).toBe(400);
   });
 });

@@ -21,12 +21,21 @@ afterEach(async () => {
 async function issue(agentId: string, extra: Record<string, unknown> = {}) {
   const res = await svc.post('/device/issue', { agent_id: agentId, ...extra }, svc.bridge);
   expect(res.status).toBe(201);
-  return res.body as { key_id: string; device_key: string; agent_id: string; expires_at: string | null };
+  return res.body as {
+    key_id: string;
+    device_key: string;
+    agent_id: string;
+    expires_at: string | null;
+  };
 }
 
 describe('/device/issue', () => {
   it('issues a prefixed 256-bit key, shown once and stored only as a digest', async () => {
-    const res = await svc.post('/device/issue', { agent_id: 'agent-a', label: 'laptop' }, svc.bridge);
+    const res = await svc.post(
+      '/device/issue',
+      { agent_id: 'agent-a', label: 'laptop' },
+      svc.bridge,
+    );
     expect(res.status).toBe(201);
     expect(res.body).toEqual({
       key_id: expect.stringMatching(/^dk_[A-Za-z0-9_-]{16}$/),
@@ -38,7 +47,11 @@ describe('/device/issue', () => {
     });
     const key = res.body.device_key as string;
     const stored = await svc.store.get('device_keys', deviceKeyDigest(key));
-    expect(stored).toMatchObject({ key_id: res.body.key_id, agent_id: 'agent-a', revoked_at: null });
+    expect(stored).toMatchObject({
+      key_id: res.body.key_id,
+      agent_id: 'agent-a',
+      revoked_at: null,
+    });
     expect(JSON.stringify(stored)).not.toContain(key);
     // The clear key is nowhere in the database files.
     for (const file of readdirSync(svc.dataDir)) {
@@ -100,7 +113,11 @@ describe('/device/issue', () => {
 describe('rotation', () => {
   it('issues the new key and revokes the calling key in one step', async () => {
     const old = await issue('agent-a');
-    const res = await svc.post('/device/issue', { rotate: true, label: 'next' }, svc.device(old.device_key));
+    const res = await svc.post(
+      '/device/issue',
+      { rotate: true, label: 'next' },
+      svc.device(old.device_key),
+    );
     expect(res.status).toBe(201);
     expect((await svc.post('/agents/get', {}, svc.device(old.device_key))).status).toBe(401);
     expect((await svc.post('/agents/get', {}, svc.device(res.body.device_key))).status).toBe(200);
@@ -130,7 +147,11 @@ describe('/device/revoke', () => {
     const k = await issue('agent-b');
     const res = await svc.post('/device/revoke', { key_id: k.key_id }, svc.bridge);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ key_id: k.key_id, agent_id: 'agent-b', revoked_at: '2026-01-01T00:00:00.000Z' });
+    expect(res.body).toEqual({
+      key_id: k.key_id,
+      agent_id: 'agent-b',
+      revoked_at: '2026-01-01T00:00:00.000Z',
+    });
     expect((await svc.post('/agents/get', {}, svc.device(k.device_key))).status).toBe(401);
   });
 
@@ -138,13 +159,19 @@ describe('/device/revoke', () => {
     expect((await svc.post('/device/revoke', {}, svc.bridge)).status).toBe(400);
     const res = await svc.post('/device/revoke', { key_id: 'dk_AAAAAAAAAAAAAAAA' }, svc.bridge);
     expect(res.status).toBe(404);
-    expect((await svc.post('/device/revoke', { key_id: 'not-a-key-id' }, svc.bridge)).status).toBe(400);
+    expect((await svc.post('/device/revoke', { key_id: 'not-a-key-id' }, svc.bridge)).status).toBe(
+      400,
+    );
   });
 
   it('lets a device revoke itself by default, and its own agent other keys', async () => {
     const a1 = await issue('agent-a');
     const a2 = await issue('agent-a');
-    const other = await svc.post('/device/revoke', { key_id: a2.key_id }, svc.device(a1.device_key));
+    const other = await svc.post(
+      '/device/revoke',
+      { key_id: a2.key_id },
+      svc.device(a1.device_key),
+    );
     expect(other.status).toBe(200);
     expect((await svc.post('/agents/get', {}, svc.device(a2.device_key))).status).toBe(401);
     const self = await svc.post('/device/revoke', {}, svc.device(a1.device_key));
@@ -155,7 +182,11 @@ describe('/device/revoke', () => {
   it("answers 404 for another agent's key and leaves it working", async () => {
     const a = await issue('agent-a');
     const b = await issue('agent-b');
-    const res = await svc.post('/device/revoke', { key_id: b.key_id, agent_id: 'agent-b' }, svc.device(a.device_key));
+    const res = await svc.post(
+      '/device/revoke',
+      { key_id: b.key_id, agent_id: 'agent-b' },
+      svc.device(a.device_key),
+    );
     expect(res.status).toBe(404);
     expect((await svc.post('/agents/get', {}, svc.device(b.device_key))).status).toBe(200);
   });
@@ -167,7 +198,9 @@ describe('/device/revoke', () => {
     const second = await svc.post('/device/revoke', { key_id: k.key_id }, svc.bridge);
     expect(second.status).toBe(200);
     expect(second.body.revoked_at).toBe(first.body.revoked_at);
-    const revokes = (await svc.store.auditEvents(20)).filter((e) => e.action === 'device_key.revoke');
+    const revokes = (await svc.store.auditEvents(20)).filter(
+      (e) => e.action === 'device_key.revoke',
+    );
     expect(revokes).toHaveLength(1);
   });
 

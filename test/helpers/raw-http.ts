@@ -12,7 +12,12 @@ export interface RawResult {
 
 export function rawRequest(
   url: string,
-  options: { method?: string; path: string; headers: Array<[string, string]>; body?: Buffer | string },
+  options: {
+    method?: string;
+    path: string;
+    headers: Array<[string, string]>;
+    body?: Buffer | string;
+  },
 ): Promise<RawResult> {
   const { hostname, port } = new URL(url);
   const body = options.body === undefined ? Buffer.alloc(0) : Buffer.from(options.body);

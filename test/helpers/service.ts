@@ -37,7 +37,9 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export async function startTestService(options: { clock?: Clock; store?: Store } = {}): Promise<TestService> {
+export async function startTestService(
+  options: { clock?: Clock; store?: Store } = {},
+): Promise<TestService> {
   const tmp = tempDir();
   const { logger, lines } = capturingLogger();
   const config = loadConfig(

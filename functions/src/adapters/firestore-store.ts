@@ -104,7 +104,8 @@ export async function openFirestoreStore(options: { projectId?: string } = {}): 
   const { getApps, initializeApp } = await import('firebase-admin/app');
   const { getFirestore } = await import('firebase-admin/firestore');
   const app =
-    getApps()[0] ?? initializeApp(options.projectId === undefined ? {} : { projectId: options.projectId });
+    getApps()[0] ??
+    initializeApp(options.projectId === undefined ? {} : { projectId: options.projectId });
   const db = getFirestore(app);
   return firestoreStore(db);
 }

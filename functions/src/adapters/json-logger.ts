@@ -7,7 +7,10 @@ export function jsonLogger(
 ): Logger {
   const emit = (severity: string, message: string, fields: LogFields = {}) => {
     const stream = severity === 'INFO' ? 'stdout' : 'stderr';
-    write(stream, `${JSON.stringify({ severity, message, time: new Date().toISOString(), ...fields })}\n`);
+    write(
+      stream,
+      `${JSON.stringify({ severity, message, time: new Date().toISOString(), ...fields })}\n`,
+    );
   };
   return {
     info: (m, f) => emit('INFO', m, f),

@@ -32,7 +32,8 @@ export function parseBridgeKeys(raw: string | undefined): string[] {
     .split(',')
     .map((k) => k.trim())
     .filter((k) => k.length > 0);
-  if (keys.length === 0) throw new Error('AGENTPACK_BRIDGE_KEYS is empty: set at least one bridge key');
+  if (keys.length === 0)
+    throw new Error('AGENTPACK_BRIDGE_KEYS is empty: set at least one bridge key');
   keys.forEach((key, i) => {
     if (key.length < MIN_BRIDGE_KEY_LENGTH) {
       throw new Error(
@@ -40,7 +41,9 @@ export function parseBridgeKeys(raw: string | undefined): string[] {
       );
     }
     if (!/^[\x21-\x7e]+$/.test(key)) {
-      throw new Error(`AGENTPACK_BRIDGE_KEYS: key #${i + 1} has characters outside printable ASCII`);
+      throw new Error(
+        `AGENTPACK_BRIDGE_KEYS: key #${i + 1} has characters outside printable ASCII`,
+      );
     }
   });
   return keys;

@@ -24,11 +24,18 @@ export interface CloudService {
  * The service as a Cloud Function. `bridgeKeys` reads the Secret Manager secret declared by
  * the trigger (`defineSecret`), called once at cold start.
  */
-export function cloudService(options: { env: Env; bridgeKeys: () => string; logger: Logger }): CloudService {
+export function cloudService(options: {
+  env: Env;
+  bridgeKeys: () => string;
+  logger: Logger;
+}): CloudService {
   let app: Promise<App> | undefined;
   const init = (): Promise<App> => {
     app ??= (async () => {
-      const config = loadConfig(options.env, { store: 'firestore', bridgeKeys: options.bridgeKeys() });
+      const config = loadConfig(options.env, {
+        store: 'firestore',
+        bridgeKeys: options.bridgeKeys(),
+      });
       return createApp({ config, logger: options.logger });
     })();
     return app;
@@ -51,7 +58,10 @@ export function cloudService(options: { env: Env; bridgeKeys: () => string; logg
         });
         sendResponse(res, {
           status: INTERNAL_ERROR.status,
-          headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+          headers: {
+            'content-type': 'application/json; charset=utf-8',
+            'cache-control': 'no-store',
+          },
           body: INTERNAL_ERROR.toBody(),
         });
       }

@@ -66,7 +66,9 @@ export async function issueDeviceKey(
     const rotating = input.rotate === true && principal.kind === 'device' ? principal : null;
     const calling = rotating === null ? null : await tx.get('device_keys', rotating.key_digest);
     if (agent.disabled) {
-      throw new ApiError('permission_denied', 'the agent is disabled', { agent_id: agent.agent_id });
+      throw new ApiError('permission_denied', 'the agent is disabled', {
+        agent_id: agent.agent_id,
+      });
     }
     const nowMs = deps.clock.now();
     const at = rfc3339(nowMs);
@@ -78,7 +80,8 @@ export async function issueDeviceKey(
       agent_id: agent.agent_id,
       label: input.label ?? null,
       created_at: at,
-      expires_at: input.ttl_seconds === undefined ? null : rfc3339(nowMs + input.ttl_seconds * 1000),
+      expires_at:
+        input.ttl_seconds === undefined ? null : rfc3339(nowMs + input.ttl_seconds * 1000),
       revoked_at: null,
     };
     tx.set('device_keys', digest, doc);
@@ -141,8 +144,15 @@ export async function revokeDeviceKey(
     } else if (keyId !== undefined) {
       found = (await tx.find('device_keys', 'key_id', keyId, 1))[0] ?? null;
     }
-    if (found === null || (principal.kind === 'device' && found.doc.agent_id !== principal.agent_id)) {
-      throw new ApiError('not_found', 'no such device key', keyId === undefined ? {} : { key_id: keyId });
+    if (
+      found === null ||
+      (principal.kind === 'device' && found.doc.agent_id !== principal.agent_id)
+    ) {
+      throw new ApiError(
+        'not_found',
+        'no such device key',
+        keyId === undefined ? {} : { key_id: keyId },
+      );
     }
     const { id, doc } = found;
     if (doc.revoked_at !== null) {
@@ -168,7 +178,8 @@ export function isActive(doc: DeviceKeyDoc, nowMs: number): boolean {
 }
 
 /** Why a presented device key was refused, for the structured log. */
-export type DeviceKeyRefusal = 'malformed' | 'unknown' | 'revoked' | 'expired' | 'agent_disabled' | 'agent_missing';
+export type DeviceKeyRefusal =
+  'malformed' | 'unknown' | 'revoked' | 'expired' | 'agent_disabled' | 'agent_missing';
 
 /**
  * Authenticates a presented device key: shape and checksum first (no store read for garbage),
@@ -188,5 +199,8 @@ export async function authenticateDeviceKey(
   const agent = await deps.store.get('agents', doc.agent_id);
   if (agent === null) return { ok: false, reason: 'agent_missing' };
   if (agent.disabled) return { ok: false, reason: 'agent_disabled' };
-  return { ok: true, principal: { kind: 'device', agent_id: doc.agent_id, key_id: doc.key_id, key_digest: digest } };
+  return {
+    ok: true,
+    principal: { kind: 'device', agent_id: doc.agent_id, key_id: doc.key_id, key_digest: digest },
+  };
 }

@@ -28,15 +28,37 @@ function errorResponse(error: ApiError, extra: Record<string, string> = {}): Htt
   return { status: error.status, headers, body: error.toBody() };
 }
 
-/** Zod issues as safe details: where and what, never the offending value. */
+/**
+ * A field name safe to repeat to the caller. Policy: values are never echoed, and neither is a
+ * name that could be a credential pasted in the wrong place (anything long or unusual).
+ */
+function safeName(name: PropertyKey): string {
+  const text = String(name);
+  return /^[A-Za-z0-9_]{1,24}$/.test(text) ? text : '(unnamed)';
+}
+
+/** One zod issue as a sentence: where and what, never the offending value. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.map(safeName).join('.');
+  const what =
+    issue.code === 'unrecognized_keys'
+      ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map(safeName).join(', ')}`
+      : issue.message;
+  return where === '' ? what : `${where}: ${what}`;
+}
+
+/** Zod issues as a safe 400. */
 function schemaError(error: z.ZodError): ApiError {
   const first = error.issues[0];
-  const field = first === undefined ? '' : first.path.map(String).join('.');
-  const message = first === undefined ? 'invalid input' : first.message;
-  return new ApiError('invalid_argument', field === '' ? message : `${field}: ${message}`, {
-    ...(field === '' ? {} : { field }),
-    issues: error.issues.slice(0, 10).map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`),
-  });
+  const field = first === undefined ? '' : first.path.map(safeName).join('.');
+  return new ApiError(
+    'invalid_argument',
+    first === undefined ? 'invalid input' : describeIssue(first),
+    {
+      ...(field === '' ? {} : { field }),
+      issues: error.issues.slice(0, 10).map(describeIssue),
+    },
+  );
 }
 
 /** Refuses a principal the route's policy does not list. */
@@ -44,7 +66,10 @@ function checkPolicy(route: Route, principal: Principal | null): void {
   if (route.policy === 'public') return;
   if (principal === null) throw new ApiError('unauthenticated', 'this route needs a credential');
   if (!route.policy.includes(principal.kind)) {
-    throw new ApiError('permission_denied', `this route does not accept a ${principal.kind} credential`);
+    throw new ApiError(
+      'permission_denied',
+      `this route does not accept a ${principal.kind} credential`,
+    );
   }
 }
 
@@ -65,10 +90,12 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
         );
       }
       const body = route.method === 'POST' ? parseJsonObjectBody(req) : {};
-      const principal = route.policy === 'public' ? null : await authenticate(deps, req.path, req.headers);
+      const principal =
+        route.policy === 'public' ? null : await authenticate(deps, req.path, req.headers);
       checkPolicy(route, principal);
       // agent_id rewrite: a caller bound to an agent never chooses the agent.
-      if (route.agentScoped && principal !== null && principal.kind !== 'bridge') delete body['agent_id'];
+      if (route.agentScoped && principal !== null && principal.kind !== 'bridge')
+        delete body['agent_id'];
       if (route.agentScoped && principal?.kind === 'bridge' && !hasField(route.input, 'agent_id')) {
         delete body['agent_id'];
       }

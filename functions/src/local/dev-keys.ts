@@ -13,7 +13,11 @@ export const DEV_BRIDGE_KEY_FILE = 'bridge-key';
  * Returns the dev bridge key from `<dataDir>/bridge-key`, creating it (256 random bits) when
  * absent. Refuses a file that others can read.
  */
-export function ensureDevBridgeKey(dataDir: string): { key: string; file: string; created: boolean } {
+export function ensureDevBridgeKey(dataDir: string): {
+  key: string;
+  file: string;
+  created: boolean;
+} {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, DEV_BRIDGE_KEY_FILE);
   if (existsSync(file)) {

@@ -20,25 +20,25 @@ async function main(): Promise<void> {
   });
   const app = await createApp({ config, logger });
   const port = Number(env['PORT'] ?? 8787);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('PORT must be a port number');
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error('PORT must be a port number');
   const { server, url } = await startServer(app.handler, logger, {
     port,
     host: env['HOST'] ?? '127.0.0.1',
   });
   logger.info('server.started', { url, store: app.store.kind, data_dir: config.dataDir });
+  const lines = [
+    `agentpack-identity listening on ${url} (store: ${app.store.kind}, data: ${config.dataDir})`,
+  ];
   if (devKey !== null) {
-    process.stdout.write(
-      [
-        '',
-        `agentpack-identity listening on ${url} (store: ${app.store.kind}, data: ${config.dataDir})`,
-        `dev bridge key ${devKey.created ? 'generated into' : 'read from'} ${devKey.file} (mode 0600)`,
-        'try:',
-        `  curl -s ${url}/agents/create -H 'content-type: application/json' \\`,
-        `    -H "x-agentpack-key: $(cat ${devKey.file})" -d '{"display_name":"my first agent"}'`,
-        '',
-      ].join('\n'),
+    lines.push(
+      `dev bridge key ${devKey.created ? 'generated into' : 'read from'} ${devKey.file} (mode 0600)`,
+      'try:',
+      `  curl -s ${url}/agents/create -H 'content-type: application/json' \\`,
+      `    -H "x-agentpack-key: $(cat ${devKey.file})" -d '{"display_name":"my first agent"}'`,
     );
   }
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
   const stop = (signal: string) => {
     logger.info('server.stopping', { signal });
     server.close(() => {
@@ -54,6 +54,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`agentpack-identity: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `agentpack-identity: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

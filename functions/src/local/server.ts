@@ -17,7 +17,9 @@ export async function startServer(
       .then(handler)
       .then((response) => sendResponse(res, response))
       .catch((error: unknown) => {
-        logger.error('request.failed', { error: error instanceof Error ? error.message : 'unknown' });
+        logger.error('request.failed', {
+          error: error instanceof Error ? error.message : 'unknown',
+        });
         const e: ApiError = INTERNAL_ERROR;
         if (!res.headersSent) {
           sendResponse(res, {

@@ -23,7 +23,10 @@ export const deviceIssue = defineRoute({
     rotate: z.boolean().optional(),
   }),
   handle: async ({ deps, principal, input }) =>
-    issueDeviceKey(deps, principal!, { ...input, agent_id: actingAgent(principal, input.agent_id) }),
+    issueDeviceKey(deps, principal!, {
+      ...input,
+      agent_id: actingAgent(principal, input.agent_id),
+    }),
 });
 
 /**

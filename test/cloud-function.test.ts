@@ -1,0 +1,119 @@
+/**
+ * The deployed shape: the built `functions/lib/index.js` served by the Functions Framework (the
+ * server Cloud Functions 2nd gen runs), over the Firestore adapter against
+ * @firestore-emulator/server. Trigger, firebase-functions, firebase-admin and our adapter all
+ * run for real.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startChild, waitForHttp, type Child } from './helpers/child.js';
+import {
+  freePort,
+  startFirestoreEmulator,
+  type FirestoreEmulator,
+} from './helpers/firestore-emulator.js';
+import { BRIDGE_KEY } from './helpers/service.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const frameworkBin = join(dirname(require.resolve('@google-cloud/functions-framework')), 'main.js');
+
+let emulator: FirestoreEmulator;
+let fn: Child;
+let url: string;
+
+beforeAll(async () => {
+  emulator = await startFirestoreEmulator();
+  const port = await freePort();
+  fn = startChild(
+    process.execPath,
+    [frameworkBin, '--target=identity', `--source=${join(root, 'functions')}`, `--port=${port}`],
+    {
+      PATH: process.env['PATH'],
+      HOME: process.env['HOME'],
+      FIRESTORE_EMULATOR_HOST: emulator.host,
+      GCLOUD_PROJECT: 'demo-agentpack',
+      AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY,
+      NODE_ENV: 'production',
+    },
+  );
+  url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/healthz`, fn);
+});
+
+afterAll(async () => {
+  await fn?.stop();
+  await emulator?.stop();
+});
+
+const post = async (path: string, body: unknown, headers: Record<string, string>) => {
+  const res = await fetch(url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any, headers: res.headers };
+};
+
+describe('the identity Cloud Function', () => {
+  it('runs the main flow on Firestore: create, issue, use, rotate, revoke, disable', async () => {
+    const bridge = { 'x-agentpack-key': BRIDGE_KEY };
+    const created = await post(
+      '/agents/create',
+      { display_name: 'Cloud', agent_id: 'cloud-agent' },
+      bridge,
+    );
+    expect(created.status).toBe(201);
+    const issued = await post('/device/issue', { agent_id: 'cloud-agent' }, bridge);
+    expect(issued.status).toBe(201);
+    const dk = { 'x-agentpack-device-key': issued.body.device_key };
+    const got = await post('/agents/get', { agent_id: 'someone-else' }, dk);
+    expect(got.body.agent_id).toBe('cloud-agent');
+    const rotated = await post('/device/issue', { rotate: true }, dk);
+    expect(rotated.status).toBe(201);
+    expect((await post('/agents/get', {}, dk)).status).toBe(401);
+    const dk2 = { 'x-agentpack-device-key': rotated.body.device_key };
+    expect((await post('/agents/get', {}, dk2)).status).toBe(200);
+    expect((await post('/agents/disable', { agent_id: 'cloud-agent' }, bridge)).status).toBe(200);
+    expect((await post('/agents/get', {}, dk2)).status).toBe(403);
+    expect((await post('/device/revoke', { key_id: rotated.body.key_id }, bridge)).status).toBe(
+      200,
+    );
+  });
+
+  it('answers the contract errors as JSON', async () => {
+    const noCred = await post('/agents/get', {}, {});
+    expect(noCred.status).toBe(401);
+    expect(noCred.body.error.code).toBe('unauthenticated');
+    const wrongMethod = await fetch(`${url}/agents/get`);
+    expect(wrongMethod.status).toBe(405);
+    expect(((await wrongMethod.json()) as any).error.code).toBe('method_not_allowed');
+    const unknown = await post('/nope', {}, {});
+    expect(unknown.status).toBe(404);
+    const media = await fetch(`${url}/agents/get`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(media.status).toBe(415);
+  });
+
+  it('is refused by the framework, before our code, for malformed JSON: a 400 that writes nothing', async () => {
+    // The Functions Framework parses application/json bodies itself and answers its own 400
+    // (not our JSON error shape) when parsing fails. Documented in the README.
+    const res = await fetch(`${url}/agents/create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agentpack-key': BRIDGE_KEY },
+      body: '{"display_name":"x","agent_id":"half-agent"',
+    });
+    expect(res.status).toBe(400);
+    const check = await post(
+      '/agents/get',
+      { agent_id: 'half-agent' },
+      { 'x-agentpack-key': BRIDGE_KEY },
+    );
+    expect(check.status).toBe(404);
+  });
+});

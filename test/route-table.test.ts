@@ -1,0 +1,201 @@
+/**
+ * The route table is the authorization policy. Every route declares who may call it; a caller
+ * not declared is refused before the handler runs. Proved here over the HTTP core with spy
+ * handlers, for every route and every credential kind.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
+import { bridgeKeyring } from '../functions/src/auth/bridge-keys.js';
+import { generateDeviceKey, deviceKeyDigest } from '../functions/src/auth/device-key-format.js';
+import { ERROR_STATUS } from '../functions/src/core/errors.js';
+import { CREDENTIAL_KINDS, type CredentialKind } from '../functions/src/core/principal.js';
+import { createHandler } from '../functions/src/http/handler.js';
+import type { HttpRequest } from '../functions/src/http/types.js';
+import type { Store } from '../functions/src/ports/store.js';
+import type { Route } from '../functions/src/routes/route.js';
+import { ROUTES } from '../functions/src/routes/table.js';
+import { manualClock } from './helpers/clock.js';
+import { capturingLogger } from './helpers/logs.js';
+import { BRIDGE_KEY } from './helpers/service.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const tmp = tempDir();
+let store: Store;
+const deviceKey = generateDeviceKey();
+
+beforeAll(async () => {
+  store = openSqliteStore({ file: `${tmp.dir}/t.sqlite` });
+  await store.transact(async (tx) => {
+    tx.set('agents', 'agent-a', {
+      agent_id: 'agent-a',
+      display_name: 'A',
+      disabled: false,
+      created_at: '2026-01-01T00:00:00.000Z',
+      updated_at: '2026-01-01T00:00:00.000Z',
+    });
+    tx.set('device_keys', deviceKeyDigest(deviceKey), {
+      key_id: 'dk_AAAAAAAAAAAAAAAA',
+      agent_id: 'agent-a',
+      label: null,
+      created_at: '2026-01-01T00:00:00.000Z',
+      expires_at: null,
+      revoked_at: null,
+    });
+  });
+});
+afterAll(async () => {
+  await store.close();
+  tmp.remove();
+});
+
+const CREDENTIAL_HEADERS: Record<CredentialKind, Record<string, string[]>> = {
+  bridge: { 'x-agentpack-key': [BRIDGE_KEY] },
+  device: { 'x-agentpack-device-key': [deviceKey] },
+};
+
+function spyRoutes(): { routes: Route[]; ran: string[] } {
+  const ran: string[] = [];
+  const routes = ROUTES.map((route) => ({
+    ...route,
+    run: async () => {
+      ran.push(route.path);
+      return {};
+    },
+  }));
+  return { routes, ran };
+}
+
+/** A body each route's schema accepts, so only the policy decides. Default: `{}`. */
+const VALID_BODIES: Record<string, unknown> = {
+  '/agents/create': { display_name: 'x' },
+  '/agents/disable': { agent_id: 'agent-a' },
+  '/agents/enable': { agent_id: 'agent-a' },
+};
+
+function request(route: Route, headers: Record<string, string[]>): HttpRequest {
+  return {
+    method: route.method,
+    path: route.path,
+    headers: { 'content-type': ['application/json'], ...headers },
+    body: Buffer.from(JSON.stringify(VALID_BODIES[route.path] ?? {})),
+  };
+}
+
+function handlerFor(routes: Route[]) {
+  return createHandler(
+    {
+      store,
+      clock: manualClock(),
+      logger: capturingLogger().logger,
+      bridgeKeys: bridgeKeyring([BRIDGE_KEY]),
+    },
+    routes,
+  );
+}
+
+describe('route table', () => {
+  it('gives every route a policy: public, or a non-empty list of known credential kinds', () => {
+    expect(ROUTES.length).toBeGreaterThan(0);
+    for (const route of ROUTES) {
+      if (route.policy === 'public') {
+        expect(route.method, route.path).toBe('GET');
+        continue;
+      }
+      expect(route.policy.length, route.path).toBeGreaterThan(0);
+      for (const kind of route.policy) expect(CREDENTIAL_KINDS).toContain(kind);
+    }
+  });
+
+  it('lists each path once and names every RPC after its path', () => {
+    const paths = ROUTES.map((r) => r.path);
+    expect(new Set(paths).size).toBe(paths.length);
+    for (const route of ROUTES) expect(route.path.endsWith(route.rpc)).toBe(true);
+  });
+
+  it('covers the routes of this version of the contract', () => {
+    expect(ROUTES.map((r) => `${r.method} ${r.path}`).sort()).toEqual(
+      [
+        'POST /agents/create',
+        'POST /agents/get',
+        'POST /agents/disable',
+        'POST /agents/enable',
+        'POST /device/issue',
+        'POST /device/revoke',
+        'GET /healthz',
+      ].sort(),
+    );
+  });
+
+  for (const route of ROUTES.filter((r) => r.policy !== 'public')) {
+    const accepted = route.policy as readonly CredentialKind[];
+    it(`${route.path}: refuses a missing credential (401) without running the handler`, async () => {
+      const { routes, ran } = spyRoutes();
+      const res = await handlerFor(routes)(request(route, {}));
+      expect(res.status).toBe(401);
+      expect(ran).toEqual([]);
+    });
+    for (const kind of CREDENTIAL_KINDS) {
+      const allowed = accepted.includes(kind);
+      it(`${route.path}: ${allowed ? 'runs' : 'refuses (403)'} with a ${kind} credential`, async () => {
+        const { routes, ran } = spyRoutes();
+        const res = await handlerFor(routes)(request(route, CREDENTIAL_HEADERS[kind]));
+        if (allowed) {
+          expect(res.status).toBe(route.status);
+          expect(ran).toEqual([route.path]);
+        } else {
+          expect(res.status).toBe(403);
+          expect(res.body).toMatchObject({ error: { code: 'permission_denied' } });
+          expect(ran).toEqual([]);
+        }
+      });
+    }
+  }
+
+  it('answers a generic 500 for an unexpected failure and logs the cause only', async () => {
+    const capture = capturingLogger();
+    const boom: Route = {
+      ...ROUTES.find((r) => r.path === '/healthz')!,
+      run: async () => {
+        throw new Error('disk on fire: secret-value-123');
+      },
+    };
+    const handler = createHandler(
+      {
+        store,
+        clock: manualClock(),
+        logger: capture.logger,
+        bridgeKeys: bridgeKeyring([BRIDGE_KEY]),
+      },
+      [boom],
+    );
+    const res = await handler({
+      method: 'GET',
+      path: '/healthz',
+      headers: {},
+      body: Buffer.alloc(0),
+    });
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    expect(JSON.stringify(res.body)).not.toContain('secret-value-123');
+    expect(capture.lines.join('')).toContain('disk on fire');
+  });
+});
+
+describe('error table', () => {
+  it('maps the closed set of API codes to their statuses', () => {
+    expect(ERROR_STATUS).toEqual({
+      invalid_argument: 400,
+      unauthenticated: 401,
+      permission_denied: 403,
+      not_found: 404,
+      method_not_allowed: 405,
+      already_exists: 409,
+      failed_precondition: 409,
+      payload_too_large: 413,
+      unsupported_media_type: 415,
+      resource_exhausted: 429,
+      internal: 500,
+      unavailable: 503,
+    });
+  });
+});
