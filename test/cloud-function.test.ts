@@ -4,6 +4,7 @@
  * @firestore-emulator/server. Trigger, firebase-functions, firebase-admin and our adapter all
  * run for real.
  */
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import {
   type FirestoreEmulator,
 } from './helpers/firestore-emulator.js';
 import { BRIDGE_KEY } from './helpers/service.js';
+import { bearer, mintTestToken, TEST_JWKS } from './helpers/tokens.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -36,6 +38,8 @@ beforeAll(async () => {
       FIRESTORE_EMULATOR_HOST: emulator.host,
       GCLOUD_PROJECT: 'demo-agentpack',
       AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY,
+      AGENTPACK_SECRETS_KEK: randomBytes(32).toString('base64url'),
+      AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
       NODE_ENV: 'production',
     },
   );
@@ -58,7 +62,7 @@ const post = async (path: string, body: unknown, headers: Record<string, string>
 };
 
 describe('the identity Cloud Function', () => {
-  it('runs the main flow on Firestore: create, issue, use, rotate, revoke, disable', async () => {
+  it('runs the main flow on Firestore: agents, keys, rotation, secrets, delegation, token, revoke, disable', async () => {
     const bridge = { 'x-agentpack-key': BRIDGE_KEY };
     const created = await post(
       '/agents/create',
@@ -76,6 +80,41 @@ describe('the identity Cloud Function', () => {
     expect((await post('/agents/get', {}, dk)).status).toBe(401);
     const dk2 = { 'x-agentpack-device-key': rotated.body.device_key };
     expect((await post('/agents/get', {}, dk2)).status).toBe(200);
+    // Secrets, a delegation and a capability token, all on Firestore.
+    expect((await post('/secrets/put', { name: 'api_key', value: 'v-1' }, dk2)).body.version).toBe(
+      1,
+    );
+    expect(
+      (await post('/secrets/put', { name: 'api_key', value: 'v-2', cas: 1 }, dk2)).body.version,
+    ).toBe(2);
+    expect((await post('/secrets/get', { name: 'api_key' }, dk2)).body.value).toBe('v-2');
+    await post('/agents/create', { display_name: 'Peer', agent_id: 'peer-agent' }, bridge);
+    const peer = await post('/device/issue', { agent_id: 'peer-agent' }, bridge);
+    const grant = await post(
+      '/delegate',
+      { to_agent: 'peer-agent', scope: ['secrets/get:api_key'], ttl_seconds: 60 },
+      dk2,
+    );
+    expect(grant.status).toBe(201);
+    const viaPeer = {
+      'x-agentpack-device-key': peer.body.device_key,
+      'x-agentpack-delegation': grant.body.delegation_id,
+    };
+    expect((await post('/secrets/get', { name: 'api_key' }, viaPeer)).body.value).toBe('v-2');
+    expect(
+      (await post('/delegate/revoke', { delegation_id: grant.body.delegation_id }, dk2)).status,
+    ).toBe(200);
+    expect((await post('/secrets/get', { name: 'api_key' }, viaPeer)).status).toBe(403);
+    const token = mintTestToken({
+      sub: 'cloud-agent',
+      scope: ['secrets/get:api_key'],
+      nowMs: Date.now(),
+    });
+    expect(
+      (await post('/secrets/get', { name: 'api_key', version: 1 }, bearer(token))).body.value,
+    ).toBe('v-1');
+    const wellKnown = await fetch(`${url}/.well-known/agentpack-identity`);
+    expect(((await wellKnown.json()) as any).jwks.keys).toHaveLength(1);
     expect((await post('/agents/disable', { agent_id: 'cloud-agent' }, bridge)).status).toBe(200);
     expect((await post('/agents/get', {}, dk2)).status).toBe(403);
     expect((await post('/device/revoke', { key_id: rotated.body.key_id }, bridge)).status).toBe(

@@ -3,7 +3,7 @@
  * (0600) and prints its path, never the key; bad configuration refuses to start; a SIGKILL
  * loses no acknowledged write.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,12 @@ describe('npm start (local server)', () => {
       body: JSON.stringify({ display_name: 'first', agent_id: 'first-agent' }),
     });
     expect(res.status).toBe(201);
+    const signing = join(tmp.dir, 'capability-signing-key.jwk');
+    expect(statSync(signing).mode & 0o777).toBe(0o600);
+    expect(first.output()).toContain(`token mint --key ${signing}`);
+    expect(first.output()).not.toContain(JSON.parse(readFileSync(signing, 'utf8')).d);
+    const wellKnown = (await (await fetch(`${url}/.well-known/agentpack-identity`)).json()) as any;
+    expect(wellKnown.jwks.keys[0].x).toBe(JSON.parse(readFileSync(signing, 'utf8')).x);
     expect(await first.stop('SIGTERM')).toBe(0);
 
     const second = start(tmp.dir);
@@ -76,6 +82,41 @@ describe('npm start (local server)', () => {
     expect(await child.exited).not.toBe(0);
     expect(child.output()).toContain('shorter than 32');
     expect(child.output()).not.toContain('short-secret-key');
+  });
+
+  it('refuses to start when the secrets key file is lost but secrets exist (never a new key over old data)', async () => {
+    const tmp = tempDir();
+    dirs.push(tmp);
+    const bridge = 'kek-test-bridge-key-0123456789abcdefghijk';
+    const child = start(tmp.dir, { AGENTPACK_BRIDGE_KEYS: bridge });
+    const url = await started(child);
+    const post = (path: string, body: object, headers: Record<string, string>) =>
+      fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    await post(
+      '/agents/create',
+      { display_name: 'k', agent_id: 'kek-agent' },
+      { 'x-agentpack-key': bridge },
+    );
+    const issued = (await (
+      await post('/device/issue', { agent_id: 'kek-agent' }, { 'x-agentpack-key': bridge })
+    ).json()) as any;
+    const put = await post(
+      '/secrets/put',
+      { name: 's', value: 'v' },
+      { 'x-agentpack-device-key': issued.device_key },
+    );
+    expect(put.status).toBe(200);
+    const kek = join(tmp.dir, 'secrets-kek');
+    expect(statSync(kek).mode & 0o777).toBe(0o600);
+    await child.stop('SIGTERM');
+    rmSync(kek);
+    const again = start(tmp.dir, { AGENTPACK_BRIDGE_KEYS: bridge });
+    expect(await again.exited).not.toBe(0);
+    expect(again.output()).toContain('secrets-kek is missing');
   });
 
   it('keeps every acknowledged write across a SIGKILL', async () => {

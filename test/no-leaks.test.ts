@@ -7,6 +7,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BRIDGE_KEY, BRIDGE_KEY_2, startTestService, type TestService } from './helpers/service.js';
+import { bearer, mintTestToken } from './helpers/tokens.js';
+
+const SECRET_VALUE = 'sk-live-never-leak-4f9a2c7e1b';
+const TOKEN = mintTestToken({ sub: 'agent-a', scope: ['secrets/get:api_key'], nowMs: Date.now() });
 
 let svc: TestService;
 const deviceKeys: string[] = [];
@@ -34,7 +38,27 @@ beforeAll(async () => {
   await svc.post('/agents/create', { display_name: 'x', [BRIDGE_KEY_2]: 1 }, svc.bridge);
   await svc.post('/agents/get', {}, { ...svc.bridge, ...svc.device(deviceKeys[1]!) });
   await svc.post('/device/revoke', { key_id: deviceKeys[3] }, svc.bridge);
-  await svc.post('/device/revoke', {}, svc.device(deviceKeys[1]!));
+  await svc.post('/device/revoke', {}, svc.device(deviceKeys[2]!));
+  // Secrets and tokens: values written and read back, a token used and refused.
+  await svc.post(
+    '/secrets/put',
+    { name: 'api_key', value: SECRET_VALUE },
+    svc.device(deviceKeys[1]!),
+  );
+  await svc.post('/secrets/get', { name: 'api_key' }, svc.device(deviceKeys[1]!));
+  await svc.post(
+    '/secrets/put',
+    { name: 'bad name', value: SECRET_VALUE },
+    svc.device(deviceKeys[1]!),
+  );
+  await svc.post(
+    '/secrets/put',
+    { name: 'api_key', value: SECRET_VALUE, cas: 0 },
+    svc.device(deviceKeys[1]!),
+  );
+  await svc.post('/secrets/get', { name: 'api_key' }, bearer(TOKEN));
+  await svc.post('/secrets/put', { name: 'api_key', value: SECRET_VALUE }, bearer(TOKEN));
+  await svc.post('/agents/get', {}, bearer(`${TOKEN}x`));
 });
 afterAll(async () => {
   await svc.close();
@@ -58,7 +82,7 @@ describe('no secret leaves its place', () => {
     expect(issuingResponses).toBe(4);
   });
 
-  it('keeps every key out of the audit rows and the database files', async () => {
+  it('keeps every key, token and secret value out of the audit rows and the database files', async () => {
     const audit = JSON.stringify(await svc.store.auditEvents(100));
     for (const secret of [BRIDGE_KEY, BRIDGE_KEY_2, ...deviceKeys])
       expect(audit).not.toContain(secret);

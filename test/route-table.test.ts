@@ -8,7 +8,7 @@ import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { bridgeKeyring } from '../functions/src/auth/bridge-keys.js';
 import { generateDeviceKey, deviceKeyDigest } from '../functions/src/auth/device-key-format.js';
 import { ERROR_STATUS } from '../functions/src/core/errors.js';
-import { CREDENTIAL_KINDS, type CredentialKind } from '../functions/src/core/principal.js';
+import { CALLER_KINDS, type CallerKind } from '../functions/src/core/principal.js';
 import { createHandler } from '../functions/src/http/handler.js';
 import type { HttpRequest } from '../functions/src/http/types.js';
 import type { Store } from '../functions/src/ports/store.js';
@@ -16,7 +16,11 @@ import type { Route } from '../functions/src/routes/route.js';
 import { ROUTES } from '../functions/src/routes/table.js';
 import { manualClock } from './helpers/clock.js';
 import { capturingLogger } from './helpers/logs.js';
+import { localKeyring } from '../functions/src/adapters/local-keyring.js';
+import { loadPinnedKeys } from '../functions/src/tokens/pinned-keys.js';
+import { createTokenVerifier } from '../functions/src/tokens/verify.js';
 import { BRIDGE_KEY } from './helpers/service.js';
+import { mintTestToken, TEST_JWKS } from './helpers/tokens.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const tmp = tempDir();
@@ -41,6 +45,22 @@ beforeAll(async () => {
       expires_at: null,
       revoked_at: null,
     });
+    tx.set('agents', 'agent-b', {
+      agent_id: 'agent-b',
+      display_name: 'B',
+      disabled: false,
+      created_at: '2026-01-01T00:00:00.000Z',
+      updated_at: '2026-01-01T00:00:00.000Z',
+    });
+    tx.set('delegations', DELEGATION_ID, {
+      delegation_id: DELEGATION_ID,
+      from_agent: 'agent-b',
+      to_agent: 'agent-a',
+      scope: ALL_SCOPE,
+      created_at: '2026-01-01T00:00:00.000Z',
+      expires_at: '2027-01-01T00:00:00.000Z',
+      revoked_at: null,
+    });
   });
 });
 afterAll(async () => {
@@ -48,9 +68,17 @@ afterAll(async () => {
   tmp.remove();
 });
 
-const CREDENTIAL_HEADERS: Record<CredentialKind, Record<string, string[]>> = {
+const DELEGATION_ID = 'dg_AAAAAAAAAAAAAAAAAAAAAA';
+/** Every RPC, so that scope never decides here: only the route policy does. */
+const ALL_SCOPE = ROUTES.filter((r) => r.policy !== 'public').map((r) => r.rpc);
+const clock = manualClock();
+const token = mintTestToken({ sub: 'agent-a', scope: ALL_SCOPE, nowMs: clock.now() });
+
+const CREDENTIAL_HEADERS: Record<CallerKind, Record<string, string[]>> = {
   bridge: { 'x-agentpack-key': [BRIDGE_KEY] },
   device: { 'x-agentpack-device-key': [deviceKey] },
+  token: { authorization: [`Bearer ${token}`] },
+  delegated: { 'x-agentpack-device-key': [deviceKey], 'x-agentpack-delegation': [DELEGATION_ID] },
 };
 
 function spyRoutes(): { routes: Route[]; ran: string[] } {
@@ -70,6 +98,12 @@ const VALID_BODIES: Record<string, unknown> = {
   '/agents/create': { display_name: 'x' },
   '/agents/disable': { agent_id: 'agent-a' },
   '/agents/enable': { agent_id: 'agent-a' },
+  '/delegate': { to_agent: 'agent-b', scope: ['agents/get'], ttl_seconds: 60 },
+  '/delegate/revoke': { delegation_id: DELEGATION_ID },
+  '/secrets/put': { name: 'n', value: 'v' },
+  '/secrets/get': { name: 'n' },
+  '/tokens/register': { jti: 'j', sub: 'agent-a', scope: ['agents/get'], iat: 1, exp: 2, kid: 'k' },
+  '/settings/set': { key: 'secrets.max_versions', value: 5 },
 };
 
 function request(route: Route, headers: Record<string, string[]>): HttpRequest {
@@ -81,16 +115,27 @@ function request(route: Route, headers: Record<string, string[]>): HttpRequest {
   };
 }
 
+function deps(logger = capturingLogger().logger) {
+  return {
+    store,
+    clock,
+    logger,
+    bridgeKeys: bridgeKeyring([BRIDGE_KEY]),
+    tokens: createTokenVerifier({
+      keys: loadPinnedKeys(TEST_JWKS),
+      issuer: 'agentpack-identity',
+      audience: 'agentpack',
+      maxTtlSeconds: 900,
+    }),
+    keyring: localKeyring(Buffer.alloc(32, 7)),
+    issuer: 'agentpack-identity',
+    audience: 'agentpack',
+    jwks: { keys: [] },
+  };
+}
+
 function handlerFor(routes: Route[]) {
-  return createHandler(
-    {
-      store,
-      clock: manualClock(),
-      logger: capturingLogger().logger,
-      bridgeKeys: bridgeKeyring([BRIDGE_KEY]),
-    },
-    routes,
-  );
+  return createHandler(deps(), routes);
 }
 
 describe('route table', () => {
@@ -102,7 +147,7 @@ describe('route table', () => {
         continue;
       }
       expect(route.policy.length, route.path).toBeGreaterThan(0);
-      for (const kind of route.policy) expect(CREDENTIAL_KINDS).toContain(kind);
+      for (const kind of route.policy) expect(CALLER_KINDS).toContain(kind);
     }
   });
 
@@ -121,20 +166,28 @@ describe('route table', () => {
         'POST /agents/enable',
         'POST /device/issue',
         'POST /device/revoke',
+        'POST /delegate',
+        'POST /delegate/revoke',
+        'POST /secrets/put',
+        'POST /secrets/get',
+        'POST /tokens/register',
+        'POST /settings/list',
+        'POST /settings/set',
+        'GET /.well-known/agentpack-identity',
         'GET /healthz',
       ].sort(),
     );
   });
 
   for (const route of ROUTES.filter((r) => r.policy !== 'public')) {
-    const accepted = route.policy as readonly CredentialKind[];
+    const accepted = route.policy as readonly CallerKind[];
     it(`${route.path}: refuses a missing credential (401) without running the handler`, async () => {
       const { routes, ran } = spyRoutes();
       const res = await handlerFor(routes)(request(route, {}));
       expect(res.status).toBe(401);
       expect(ran).toEqual([]);
     });
-    for (const kind of CREDENTIAL_KINDS) {
+    for (const kind of CALLER_KINDS) {
       const allowed = accepted.includes(kind);
       it(`${route.path}: ${allowed ? 'runs' : 'refuses (403)'} with a ${kind} credential`, async () => {
         const { routes, ran } = spyRoutes();
@@ -159,15 +212,7 @@ describe('route table', () => {
         throw new Error('disk on fire: secret-value-123');
       },
     };
-    const handler = createHandler(
-      {
-        store,
-        clock: manualClock(),
-        logger: capture.logger,
-        bridgeKeys: bridgeKeyring([BRIDGE_KEY]),
-      },
-      [boom],
-    );
+    const handler = createHandler(deps(capture.logger), [boom]);
     const res = await handler({
       method: 'GET',
       path: '/healthz',

@@ -10,10 +10,15 @@ import { cloudService } from './cloud/identity-handler.js';
 
 /** Comma-separated bridge keys in Secret Manager (several at once during a rotation). */
 const bridgeKeys = defineSecret('AGENTPACK_BRIDGE_KEYS');
+/** The key-encryption key of secrets at rest: 32 random bytes, unpadded base64url. */
+const secretsKek = defineSecret('AGENTPACK_SECRETS_KEK');
 
 const service = cloudService({
   env: process.env,
-  bridgeKeys: () => bridgeKeys.value(),
+  secrets: () => ({
+    AGENTPACK_BRIDGE_KEYS: bridgeKeys.value(),
+    AGENTPACK_SECRETS_KEK: secretsKek.value(),
+  }),
   logger: functionsLogger,
 });
 
@@ -21,6 +26,6 @@ onInit(() => service.init());
 
 export const identity = onRequest(
   // The service authenticates every request itself, so the function is publicly invokable.
-  { secrets: [bridgeKeys], invoker: 'public', concurrency: 80 },
+  { secrets: [bridgeKeys, secretsKek], invoker: 'public', concurrency: 80 },
   (req, res) => service.handle(req, res),
 );

@@ -10,6 +10,7 @@ import type { Clock } from '../../functions/src/ports/clock.js';
 import type { Store } from '../../functions/src/ports/store.js';
 import { capturingLogger } from './logs.js';
 import { tempDir } from './temp-dir.js';
+import { TEST_JWKS } from './tokens.js';
 
 export const BRIDGE_KEY = 'test-bridge-key-0123456789abcdefghijklmnop';
 export const BRIDGE_KEY_2 = 'test-bridge-key-second-0123456789abcdefgh';
@@ -46,6 +47,7 @@ export async function startTestService(
     {
       AGENTPACK_DATA_DIR: tmp.dir,
       AGENTPACK_BRIDGE_KEYS: `${BRIDGE_KEY},${BRIDGE_KEY_2}`,
+      AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
     },
     { store: 'sqlite' },
   );

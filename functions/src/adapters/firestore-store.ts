@@ -86,6 +86,9 @@ export function firestoreStore(db: Firestore): Store {
         return result;
       });
     },
+    async isEmpty(collection) {
+      return (await db.collection(collection).limit(1).get()).empty;
+    },
     async auditEvents(limit) {
       const snap = await db.collection(AUDIT_COLLECTION).limit(limit).get();
       return snap.docs.map((d) => d.data() as AuditEvent);

@@ -185,6 +185,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       queue = run.catch(() => undefined);
       return run;
     },
+    async isEmpty(collection: CollectionName): Promise<boolean> {
+      return readerDb.prepare(`SELECT 1 FROM ${collection} LIMIT 1`).get() === undefined;
+    },
     async auditEvents(limit: number): Promise<AuditEvent[]> {
       const rows = readerDb
         .prepare('SELECT data FROM audit_events ORDER BY at, rowid LIMIT ?')

@@ -1,13 +1,17 @@
 /**
- * Headers → {@link Principal}. Exactly one primary credential per request; a repeated or
- * malformed credential header is 400, a credential that does not verify is 401. Every refusal
- * is logged with a reason code (never the presented value) and the store is not written.
+ * Headers → {@link Principal}. Exactly one primary credential per request (bridge key, device
+ * key or capability token), optionally with a delegation. A repeated or malformed credential
+ * header is 400, a credential that does not verify is 401, a disabled agent or an unusable
+ * delegation is 403. Every refusal is logged with a reason code (never the presented value)
+ * and nothing is written to the store.
  */
 import type { CoreDeps } from '../core/agents.js';
+import { activateDelegation } from '../core/delegations.js';
 import { authenticateDeviceKey } from '../core/device-keys.js';
 import { ApiError } from '../core/errors.js';
-import type { Principal } from '../core/principal.js';
+import type { AgentPrincipal, Principal } from '../core/principal.js';
 import type { Logger } from '../ports/logger.js';
+import type { TokenVerifier } from '../tokens/verify.js';
 import type { BridgeKeyring } from './bridge-keys.js';
 
 /** The credential headers this service reads. */
@@ -15,78 +19,161 @@ export const CREDENTIAL_HEADERS = {
   bridge: 'x-agentpack-key',
   device: 'x-agentpack-device-key',
   bearer: 'authorization',
+  delegation: 'x-agentpack-delegation',
 } as const;
 
 /** The `WWW-Authenticate` challenge sent with every 401. */
 export const WWW_AUTHENTICATE =
-  'AgentpackKey realm="agentpack-identity", header="x-agentpack-key" or "x-agentpack-device-key"';
+  'Bearer realm="agentpack-identity", AgentpackKey realm="agentpack-identity"';
 
 export interface AuthDeps extends CoreDeps {
   bridgeKeys: BridgeKeyring;
+  /** Null when no capability keys are configured: every bearer token is then refused. */
+  tokens: TokenVerifier | null;
   logger: Logger;
 }
 
-/** A 401 whose reason goes to the log, not to the caller. */
-function refuse(deps: AuthDeps, path: string, credential: string, reason: string): never {
-  deps.logger.warn('auth.failed', { credential, reason, path });
-  throw new ApiError('unauthenticated', 'the credential is not valid');
-}
+type Headers = Readonly<Record<string, readonly string[] | undefined>>;
 
 /** Printable ASCII without spaces: anything else in a credential header is malformed. */
 const CREDENTIAL_VALUE = /^[\x21-\x7e]{1,512}$/;
+/** `Bearer <compact JWS>`; the scheme is case-insensitive (RFC 7235). */
+const BEARER = /^bearer ([A-Za-z0-9_.-]{1,8192})$/i;
 
-function single(
-  deps: AuthDeps,
-  path: string,
-  headers: Readonly<Record<string, readonly string[] | undefined>>,
-  name: string,
-): string | undefined {
-  const values = headers[name];
-  if (values === undefined || values.length === 0) return undefined;
-  if (values.length > 1) {
-    deps.logger.warn('auth.failed', { credential: name, reason: 'repeated_header', path });
-    throw new ApiError('invalid_argument', `the ${name} header must appear once`);
-  }
-  return values[0];
-}
+export class Authenticator {
+  constructor(private readonly deps: AuthDeps) {}
 
-/**
- * Verifies the request's credential. Returns null when the request carries none (the caller
- * decides whether the route is public). Never caches: every device key is checked against the
- * store so revocation and disabling hold from the next request on.
- */
-export async function authenticate(
-  deps: AuthDeps,
-  path: string,
-  headers: Readonly<Record<string, readonly string[] | undefined>>,
-): Promise<Principal | null> {
-  const bridge = single(deps, path, headers, CREDENTIAL_HEADERS.bridge);
-  const device = single(deps, path, headers, CREDENTIAL_HEADERS.device);
-  const bearer = single(deps, path, headers, CREDENTIAL_HEADERS.bearer);
-  const present = [bridge, device, bearer].filter((v) => v !== undefined);
-  if (present.length === 0) return null;
-  if (present.length > 1) {
-    deps.logger.warn('auth.failed', { credential: 'multiple', reason: 'ambiguous', path });
-    throw new ApiError('invalid_argument', 'send exactly one credential per request');
+  private fail(path: string, credential: string, reason: string, error: ApiError): never {
+    this.deps.logger.warn('auth.failed', { credential, reason, path });
+    throw error;
   }
-  if (bridge !== undefined) {
-    if (!CREDENTIAL_VALUE.test(bridge)) refuse(deps, path, 'bridge', 'malformed');
-    const id = deps.bridgeKeys.match(bridge);
-    if (id === null) refuse(deps, path, 'bridge', 'unknown');
-    return { kind: 'bridge', bridge_key_id: id };
+
+  /** A 401 whose reason goes to the log, not to the caller. */
+  private refuse(path: string, credential: string, reason: string): never {
+    return this.fail(
+      path,
+      credential,
+      reason,
+      new ApiError('unauthenticated', 'the credential is not valid'),
+    );
   }
-  if (device !== undefined) {
-    if (!CREDENTIAL_VALUE.test(device)) refuse(deps, path, 'device', 'malformed');
-    const result = await authenticateDeviceKey(deps, device);
-    if (!result.ok) {
-      if (result.reason === 'agent_disabled') {
-        deps.logger.warn('auth.failed', { credential: 'device', reason: result.reason, path });
-        throw new ApiError('permission_denied', 'the agent is disabled');
-      }
-      refuse(deps, path, 'device', result.reason);
+
+  private single(path: string, headers: Headers, name: string): string | undefined {
+    const values = headers[name];
+    if (values === undefined || values.length === 0) return undefined;
+    if (values.length > 1) {
+      this.fail(
+        path,
+        name,
+        'repeated_header',
+        new ApiError('invalid_argument', `the ${name} header must appear once`),
+      );
     }
-    return result.principal;
+    return values[0];
   }
-  // Capability tokens arrive with the next capability; until then a bearer token is refused.
-  return refuse(deps, path, 'bearer', 'unsupported');
+
+  /**
+   * Verifies the request's credentials. Returns null when the request carries none (the caller
+   * decides whether the route is public). Never caches a device key or a delegation: both are
+   * read from the store on every request, so revocation and disabling hold from the next one.
+   */
+  async authenticate(path: string, headers: Headers): Promise<Principal | null> {
+    const bridge = this.single(path, headers, CREDENTIAL_HEADERS.bridge);
+    const device = this.single(path, headers, CREDENTIAL_HEADERS.device);
+    const bearer = this.single(path, headers, CREDENTIAL_HEADERS.bearer);
+    const delegation = this.single(path, headers, CREDENTIAL_HEADERS.delegation);
+    const present = [bridge, device, bearer].filter((v) => v !== undefined).length;
+    if (present > 1) {
+      this.fail(
+        path,
+        'multiple',
+        'ambiguous',
+        new ApiError('invalid_argument', 'send exactly one credential per request'),
+      );
+    }
+    if (present === 0) {
+      if (delegation !== undefined) {
+        this.fail(
+          path,
+          'delegation',
+          'no_credential',
+          new ApiError('unauthenticated', "a delegation needs the delegate's own credential"),
+        );
+      }
+      return null;
+    }
+    if (bridge !== undefined) {
+      if (delegation !== undefined) {
+        this.fail(
+          path,
+          'delegation',
+          'with_bridge',
+          new ApiError('invalid_argument', 'the bridge key cannot present a delegation'),
+        );
+      }
+      if (!CREDENTIAL_VALUE.test(bridge)) this.refuse(path, 'bridge', 'malformed');
+      const id = this.deps.bridgeKeys.match(bridge);
+      if (id === null) this.refuse(path, 'bridge', 'unknown');
+      return { kind: 'bridge', bridge_key_id: id };
+    }
+    const principal =
+      device !== undefined ? await this.device(path, device) : await this.token(path, bearer!);
+    if (delegation === undefined) return principal;
+    return this.delegated(path, principal, delegation);
+  }
+
+  private async device(path: string, presented: string): Promise<AgentPrincipal> {
+    if (!CREDENTIAL_VALUE.test(presented)) this.refuse(path, 'device', 'malformed');
+    const result = await authenticateDeviceKey(this.deps, presented);
+    if (result.ok) return result.principal;
+    if (result.reason === 'agent_disabled') {
+      this.fail(
+        path,
+        'device',
+        result.reason,
+        new ApiError('permission_denied', 'the agent is disabled'),
+      );
+    }
+    return this.refuse(path, 'device', result.reason);
+  }
+
+  /**
+   * A capability token: verified against the pinned keys with no store read. Its agent is then
+   * read once, because the RPC it calls still refuses a disabled agent.
+   */
+  private async token(path: string, header: string): Promise<AgentPrincipal> {
+    const m = BEARER.exec(header);
+    if (m === null) this.refuse(path, 'token', 'malformed');
+    if (this.deps.tokens === null) this.refuse(path, 'token', 'no_keys_configured');
+    const result = this.deps.tokens.verify(m[1]!, this.deps.clock.now());
+    if (!result.ok) this.refuse(path, 'token', result.reason);
+    const { claims, kid } = result;
+    const agent = await this.deps.store.get('agents', claims.sub);
+    if (agent === null || agent.disabled) {
+      this.fail(
+        path,
+        'token',
+        agent === null ? 'agent_missing' : 'agent_disabled',
+        new ApiError('permission_denied', 'the agent is disabled or unknown'),
+      );
+    }
+    return { kind: 'token', agent_id: claims.sub, jti: claims.jti, kid, scope: claims.scope };
+  }
+
+  private async delegated(
+    path: string,
+    delegate: AgentPrincipal,
+    id: string,
+  ): Promise<AgentPrincipal> {
+    const result = await activateDelegation(this.deps.store, this.deps.clock.now(), delegate, id);
+    if (!result.ok) {
+      this.fail(
+        path,
+        'delegation',
+        result.reason,
+        new ApiError('permission_denied', 'the delegation cannot be used'),
+      );
+    }
+    return { ...delegate, delegation: result.delegation };
+  }
 }

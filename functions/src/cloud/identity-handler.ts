@@ -21,21 +21,18 @@ export interface CloudService {
 }
 
 /**
- * The service as a Cloud Function. `bridgeKeys` reads the Secret Manager secret declared by
- * the trigger (`defineSecret`), called once at cold start.
+ * The service as a Cloud Function. `secrets` reads the Secret Manager secrets declared by the
+ * trigger (`defineSecret`), once at cold start; they override same-named variables of `env`.
  */
 export function cloudService(options: {
   env: Env;
-  bridgeKeys: () => string;
+  secrets: () => Env;
   logger: Logger;
 }): CloudService {
   let app: Promise<App> | undefined;
   const init = (): Promise<App> => {
     app ??= (async () => {
-      const config = loadConfig(options.env, {
-        store: 'firestore',
-        bridgeKeys: options.bridgeKeys(),
-      });
+      const config = loadConfig({ ...options.env, ...options.secrets() }, { store: 'firestore' });
       return createApp({ config, logger: options.logger });
     })();
     return app;

@@ -1,11 +1,12 @@
 /**
- * Audit events: every mint, rotate, revoke, disable and enable appends one, in the same
- * transaction as the change. No key material ever enters an event: actors and targets are
- * named by ids (agent_id, key_id, a bridge key's short digest), never by a key.
+ * Audit events: every mint, rotate, revoke, disable, enable, delegation, setting change and
+ * secret access appends one, in the same transaction as the change. No key material and no
+ * secret value ever enters an event: actors and targets are named by ids (agent_id, key_id,
+ * jti, delegation_id, a bridge key's short digest).
  */
 import type { Principal } from './principal.js';
 
-export type AuditCategory = 'auth';
+export type AuditCategory = 'auth' | 'settings' | 'secrets';
 
 export type AuditAction =
   | 'agent.create'
@@ -13,20 +14,37 @@ export type AuditAction =
   | 'agent.enable'
   | 'device_key.issue'
   | 'device_key.rotate'
-  | 'device_key.revoke';
+  | 'device_key.revoke'
+  | 'delegation.create'
+  | 'delegation.revoke'
+  | 'token.register'
+  | 'setting.set'
+  | 'secret.put'
+  | 'secret.get';
 
-/** Who did it: the verified caller, by id only. */
+/**
+ * Who did it, by id only. On a delegated call the chain is whole: the delegate (`agent_id` with
+ * its `key_id` or `jti`), `via_delegation`, and `for_agent` (the delegator).
+ */
 export interface AuditActor {
   kind: Principal['kind'];
   bridge_key_id?: string;
   agent_id?: string;
   key_id?: string;
+  jti?: string;
+  via_delegation?: string;
+  for_agent?: string;
 }
 
 /** What it was done to. */
 export interface AuditTarget {
-  agent_id: string;
+  agent_id?: string;
   key_id?: string;
+  delegation_id?: string;
+  setting?: string;
+  jti?: string;
+  secret?: string;
+  version?: number;
 }
 
 export interface AuditEvent {
@@ -38,12 +56,22 @@ export interface AuditEvent {
   details?: Record<string, string | number | boolean | null>;
 }
 
-/** The audit actor for a principal: ids only. */
+/** The audit actor for a principal: ids only, with the delegation chain when there is one. */
 export function actorOf(principal: Principal): AuditActor {
   switch (principal.kind) {
     case 'bridge':
       return { kind: 'bridge', bridge_key_id: principal.bridge_key_id };
     case 'device':
-      return { kind: 'device', agent_id: principal.agent_id, key_id: principal.key_id };
+    case 'token': {
+      const actor: AuditActor =
+        principal.kind === 'device'
+          ? { kind: 'device', agent_id: principal.agent_id, key_id: principal.key_id }
+          : { kind: 'token', agent_id: principal.agent_id, jti: principal.jti };
+      if (principal.delegation !== undefined) {
+        actor.via_delegation = principal.delegation.delegation_id;
+        actor.for_agent = principal.delegation.from_agent;
+      }
+      return actor;
+    }
   }
 }

@@ -15,12 +15,7 @@ import { requireAgent, type CoreDeps } from './agents.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import type { DevicePrincipal, Principal } from './principal.js';
-
-/**
- * Hard ceiling on a device key's `ttl_seconds` (one year). The operator setting
- * `device_key.max_ttl_seconds` can only lower it.
- */
-export const DEVICE_KEY_TTL_CEILING_SECONDS = 365 * 24 * 3600;
+import { readSetting } from './settings.js';
 
 /** A freshly issued key: the only time `device_key` is ever shown. */
 export interface IssuedDeviceKey {
@@ -54,14 +49,16 @@ export async function issueDeviceKey(
   if (input.rotate === true && principal.kind !== 'device') {
     throw new ApiError('invalid_argument', 'rotate needs a device key: it revokes the calling key');
   }
-  if (input.ttl_seconds !== undefined && input.ttl_seconds > DEVICE_KEY_TTL_CEILING_SECONDS) {
-    throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
-      max_ttl_seconds: DEVICE_KEY_TTL_CEILING_SECONDS,
-    });
-  }
   const deviceKey = generateDeviceKey();
   const digest = deviceKeyDigest(deviceKey);
   return deps.store.transact(async (tx) => {
+    const maxTtl = await readSetting(tx, 'device_key.max_ttl_seconds');
+    if (input.ttl_seconds !== undefined && input.ttl_seconds > maxTtl) {
+      throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
+        field: 'ttl_seconds',
+        max_ttl_seconds: maxTtl,
+      });
+    }
     const agent = await requireAgent(tx, input.agent_id);
     const rotating = input.rotate === true && principal.kind === 'device' ? principal : null;
     const calling = rotating === null ? null : await tx.get('device_keys', rotating.key_digest);

@@ -1,15 +1,18 @@
 /**
- * Who is calling, as proven by a verified credential. Built by the auth layer, consumed by the
- * route table's policy and by the core. Later capabilities add kinds (capability token) and a
- * delegation on top of an agent principal.
+ * Who is calling, as proven by verified credentials. Built by the auth layer, consumed by the
+ * route table's policy and by the core.
+ *
+ * A delegated call is the delegate's own principal (device key or capability token) plus the
+ * delegation it presented: it acts for the delegation's `from_agent`, within its scope.
  */
-export type Principal = BridgePrincipal | DevicePrincipal;
+export type Principal = BridgePrincipal | DevicePrincipal | TokenPrincipal;
 
 /** The project bridge key: operators and the MTA. */
 export interface BridgePrincipal {
   kind: 'bridge';
   /** A stable, non-secret handle of the bridge key used (a short digest), for the audit. */
   bridge_key_id: string;
+  delegation?: undefined;
 }
 
 /** A device key: exactly one agent. */
@@ -19,9 +22,43 @@ export interface DevicePrincipal {
   key_id: string;
   /** The digest of the presented key: the store id of its record. */
   key_digest: string;
+  delegation?: ActiveDelegation;
 }
 
-/** The kinds of credential a route can accept. */
-export type CredentialKind = Principal['kind'];
+/** A capability token, verified offline: one agent, within the token's scope. */
+export interface TokenPrincipal {
+  kind: 'token';
+  agent_id: string;
+  jti: string;
+  kid: string;
+  scope: readonly string[];
+  delegation?: ActiveDelegation;
+}
 
-export const CREDENTIAL_KINDS: readonly CredentialKind[] = ['bridge', 'device'];
+/** A delegation presented with a request, already checked to be live and addressed to the caller. */
+export interface ActiveDelegation {
+  delegation_id: string;
+  from_agent: string;
+  scope: readonly string[];
+}
+
+/** The agent-bound principals (everything but the bridge). */
+export type AgentPrincipal = DevicePrincipal | TokenPrincipal;
+
+/**
+ * The kinds of caller a route can accept: a credential kind, or `delegated` for a device key or
+ * token presented together with a delegation.
+ */
+export type CallerKind = Principal['kind'] | 'delegated';
+
+export const CALLER_KINDS: readonly CallerKind[] = ['bridge', 'device', 'token', 'delegated'];
+
+/** The caller kind of a principal, as the route policy sees it. */
+export function callerKind(principal: Principal): CallerKind {
+  return principal.delegation === undefined ? principal.kind : 'delegated';
+}
+
+/** The agent a bound principal acts for: the delegator on a delegated call, else its own. */
+export function actingAgentOf(principal: AgentPrincipal): string {
+  return principal.delegation?.from_agent ?? principal.agent_id;
+}

@@ -18,11 +18,22 @@ export const DELEGABLE_RPCS = [
 
 export type DelegableRpc = (typeof DELEGABLE_RPCS)[number];
 
+/** Delegable RPCs that act on one named resource, so a scope entry may narrow them. */
+export const RESOURCE_RPCS = [
+  'secrets/put',
+  'secrets/get',
+  'secrets/metadata',
+  'secrets/delete',
+  'secrets/undelete',
+  'secrets/destroy',
+  'secrets/resolve',
+] as const;
+
 /**
- * RPCs a capability token may carry beyond the delegable ones: a token holder may create a
- * delegation for its subject (a delegated request may not; see the delegation rules).
+ * RPCs a capability token may carry beyond the delegable ones: a token holder may create and
+ * revoke delegations for its subject (a delegated request may not; see the delegation rules).
  */
-export const TOKEN_ONLY_RPCS = ['delegate'] as const;
+export const TOKEN_ONLY_RPCS = ['delegate', 'delegate/revoke'] as const;
 
 /** One parsed scope entry. `resource` null means every resource of the RPC. */
 export interface ScopeEntry {
@@ -43,7 +54,11 @@ export function parseScopeEntry(text: string): ScopeEntry | null {
  * True when `scope` allows calling `rpc` on `resource` (null when the call names no single
  * resource, e.g. a list: then only an un-narrowed entry allows it).
  */
-export function scopeAllows(scope: readonly string[], rpc: string, resource: string | null): boolean {
+export function scopeAllows(
+  scope: readonly string[],
+  rpc: string,
+  resource: string | null,
+): boolean {
   for (const text of scope) {
     const entry = parseScopeEntry(text);
     if (entry === null || entry.rpc !== rpc) continue;

@@ -6,9 +6,10 @@
  * logged and answered with a generic 500.
  */
 import type { z } from 'zod';
-import { authenticate, WWW_AUTHENTICATE } from '../auth/authenticate.js';
+import { Authenticator, WWW_AUTHENTICATE } from '../auth/authenticate.js';
 import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
-import type { Principal } from '../core/principal.js';
+import { callerKind, type Principal } from '../core/principal.js';
+import { scopeAllows } from '../core/scope.js';
 import type { AppDeps, Route } from '../routes/route.js';
 import { ROUTES, routeIndex } from '../routes/table.js';
 import { parseJsonObjectBody } from './parse-body.js';
@@ -65,11 +66,34 @@ function schemaError(error: z.ZodError): ApiError {
 function checkPolicy(route: Route, principal: Principal | null): void {
   if (route.policy === 'public') return;
   if (principal === null) throw new ApiError('unauthenticated', 'this route needs a credential');
-  if (!route.policy.includes(principal.kind)) {
+  const kind = callerKind(principal);
+  if (!route.policy.includes(kind)) {
     throw new ApiError(
       'permission_denied',
-      `this route does not accept a ${principal.kind} credential`,
+      kind === 'delegated'
+        ? `${route.rpc} cannot be called through a delegation`
+        : `this route does not accept a ${kind} credential`,
     );
+  }
+}
+
+/**
+ * Enforces the scope of a capability token and of a delegation, per RPC and per resource. A
+ * delegated call made with a token needs both: the delegation grants, the token limits.
+ */
+function checkScope(route: Route, principal: Principal | null, input: unknown): void {
+  if (principal === null || principal.kind === 'bridge') return;
+  const resource = route.resource(input);
+  if (principal.kind === 'token' && !scopeAllows(principal.scope, route.rpc, resource)) {
+    throw new ApiError('permission_denied', `the token's scope does not allow ${route.rpc}`, {
+      rpc: route.rpc,
+    });
+  }
+  const delegation = principal.delegation;
+  if (delegation !== undefined && !scopeAllows(delegation.scope, route.rpc, resource)) {
+    throw new ApiError('permission_denied', `the delegation's scope does not allow ${route.rpc}`, {
+      rpc: route.rpc,
+    });
   }
 }
 
@@ -79,6 +103,7 @@ function checkPolicy(route: Route, principal: Principal | null): void {
  */
 export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES): Handler {
   const index = routeIndex(routes);
+  const authenticator = new Authenticator(deps);
   return async (req) => {
     const route = index.get(req.path);
     try {
@@ -91,7 +116,7 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
       }
       const body = route.method === 'POST' ? parseJsonObjectBody(req) : {};
       const principal =
-        route.policy === 'public' ? null : await authenticate(deps, req.path, req.headers);
+        route.policy === 'public' ? null : await authenticator.authenticate(req.path, req.headers);
       checkPolicy(route, principal);
       // agent_id rewrite: a caller bound to an agent never chooses the agent.
       if (route.agentScoped && principal !== null && principal.kind !== 'bridge')
@@ -101,6 +126,7 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
       }
       const parsed = route.input.safeParse(body);
       if (!parsed.success) throw schemaError(parsed.error);
+      checkScope(route, principal, parsed.data);
       const result = await route.run(deps, principal, parsed.data);
       return { status: route.status, headers: { ...BASE_HEADERS, ...route.headers }, body: result };
     } catch (error) {

@@ -1,11 +1,12 @@
 /**
  * Development keys generated into the data dir on first start, so `npm start` works on a fresh
- * clone. Each file is created with mode 0600 and never overwritten; the key itself is never
+ * clone: the bridge key and the capability signing key (the secrets key file is the keyring's). Each file is created with mode 0600 and never overwritten; the key itself is never
  * printed, only the file's path.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateSigningKey, importSigningKey } from '../tokens/mint.js';
 
 export const DEV_BRIDGE_KEY_FILE = 'bridge-key';
 
@@ -31,4 +32,33 @@ export function ensureDevBridgeKey(dataDir: string): {
   writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
   return { key, file, created: true };
+}
+
+export const DEV_SIGNING_KEY_FILE = 'capability-signing-key.jwk';
+
+/**
+ * Returns the public JWKS of the dev capability signing key in `<dataDir>`, creating the
+ * private JWK (mode 0600) when absent, so `npx agentpack-identity token mint --key
+ * .data/capability-signing-key.jwk ...` works out of the box. Only the public half is pinned.
+ */
+export function ensureDevSigningKey(dataDir: string): {
+  jwks: string;
+  file: string;
+  created: boolean;
+} {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = join(dataDir, DEV_SIGNING_KEY_FILE);
+  let created = false;
+  if (!existsSync(file)) {
+    const { privateJwk } = generateSigningKey();
+    writeFileSync(file, `${JSON.stringify(privateJwk, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    created = true;
+  }
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+  }
+  const { kid, x } = importSigningKey(JSON.parse(readFileSync(file, 'utf8')) as unknown);
+  const publicJwk = { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' };
+  return { jwks: JSON.stringify({ keys: [publicJwk] }), file, created };
 }

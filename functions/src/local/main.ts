@@ -6,7 +6,7 @@
 import { createApp } from '../app.js';
 import { jsonLogger } from '../adapters/json-logger.js';
 import { loadConfig } from '../config/config.js';
-import { ensureDevBridgeKey } from './dev-keys.js';
+import { ensureDevBridgeKey, ensureDevSigningKey } from './dev-keys.js';
 import { startServer } from './server.js';
 
 async function main(): Promise<void> {
@@ -14,9 +14,12 @@ async function main(): Promise<void> {
   const logger = jsonLogger();
   const dataDir = env['AGENTPACK_DATA_DIR'] ?? './.data';
   const devKey = env['AGENTPACK_BRIDGE_KEYS'] === undefined ? ensureDevBridgeKey(dataDir) : null;
+  const devSigning =
+    env['AGENTPACK_CAPABILITY_KEYS'] === undefined ? ensureDevSigningKey(dataDir) : null;
   const config = loadConfig(env, {
     store: 'sqlite',
     ...(devKey === null ? {} : { bridgeKeys: devKey.key }),
+    ...(devSigning === null ? {} : { capabilityKeys: devSigning.jwks }),
   });
   const app = await createApp({ config, logger });
   const port = Number(env['PORT'] ?? 8787);
@@ -36,6 +39,12 @@ async function main(): Promise<void> {
       'try:',
       `  curl -s ${url}/agents/create -H 'content-type: application/json' \\`,
       `    -H "x-agentpack-key: $(cat ${devKey.file})" -d '{"display_name":"my first agent"}'`,
+    );
+  }
+  if (devSigning !== null) {
+    lines.push(
+      `dev capability signing key ${devSigning.created ? 'generated into' : 'read from'} ${devSigning.file} (mode 0600); mint a token with:`,
+      `  npx agentpack-identity token mint --key ${devSigning.file} --sub AGENT --scope secrets/get`,
     );
   }
   process.stdout.write(`\n${lines.join('\n')}\n\n`);

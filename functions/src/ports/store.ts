@@ -37,13 +37,76 @@ export interface DeviceKeyDoc {
   revoked_at: string | null;
 }
 
+/** A delegation: `delegations/{delegation_id}`. */
+export interface DelegationDoc {
+  delegation_id: string;
+  from_agent: string;
+  to_agent: string;
+  scope: string[];
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+/** An operator tunable: `settings/{key}`. Absent means the default from the allow-list. */
+export interface SettingDoc {
+  key: string;
+  value: number | boolean | string;
+  updated_at: string;
+}
+
+/** The ledger entry of a minted capability token: `capability_tokens/{jti}`. Never the token. */
+export interface CapabilityTokenDoc {
+  jti: string;
+  sub: string;
+  scope: string[];
+  iat: number;
+  exp: number;
+  kid: string;
+  registered_at: string;
+}
+
 /**
- * Every collection and the shape of its documents. Later capabilities add theirs here
- * (delegations, secrets and their versions, settings, capability_tokens).
+ * A secret's metadata: `secrets/{agent_id}:{name}`. Small and written once per new version;
+ * the versions live in their own documents so no document grows with history.
  */
+export interface SecretDoc {
+  agent_id: string;
+  name: string;
+  current_version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * One version of a secret: `secret_versions/{agent_id}:{name}:{version}`. The value is
+ * AES-256-GCM ciphertext under a fresh data key; the data key is stored only wrapped.
+ */
+export interface SecretVersionDoc {
+  agent_id: string;
+  name: string;
+  version: number;
+  created_at: string;
+  deleted_at: string | null;
+  destroyed: boolean;
+  /** base64url fields of the envelope; null once destroyed. */
+  ciphertext: string | null;
+  iv: string | null;
+  tag: string | null;
+  wrapped_key: string | null;
+  /** Which key-encryption key wrapped the data key (for rewrap and rotation). */
+  kek_ref: string | null;
+}
+
+/** Every collection and the shape of its documents. */
 export interface Collections {
   agents: AgentDoc;
   device_keys: DeviceKeyDoc;
+  delegations: DelegationDoc;
+  settings: SettingDoc;
+  capability_tokens: CapabilityTokenDoc;
+  secrets: SecretDoc;
+  secret_versions: SecretVersionDoc;
 }
 
 export type CollectionName = keyof Collections;
@@ -55,6 +118,11 @@ export type CollectionName = keyof Collections;
 export const INDEXED_FIELDS = {
   agents: [],
   device_keys: ['key_id', 'agent_id'],
+  delegations: ['from_agent'],
+  settings: [],
+  capability_tokens: ['sub'],
+  secrets: ['agent_id'],
+  secret_versions: [],
 } as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
 
 export type IndexedField<C extends CollectionName> = (typeof INDEXED_FIELDS)[C][number];
@@ -94,6 +162,8 @@ export interface Store extends StoreReader {
   readonly kind: 'sqlite' | 'firestore';
   /** Runs `fn` in a transaction and commits its writes and audit events atomically. */
   transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** True when the collection holds no document (start-up checks, not requests). */
+  isEmpty(collection: CollectionName): Promise<boolean>;
   /** Up to `limit` audit events, in no set order (sort by `at`). For tests and exports, not requests. */
   auditEvents(limit: number): Promise<AuditEvent[]>;
   /** Releases connections. */

@@ -1,7 +1,7 @@
 /** Routes under /agents: mint, read, disable and enable agents. */
 import { z } from 'zod';
 import { createAgent, getAgent, setAgentDisabled } from '../core/agents.js';
-import { actingAgent, defineRoute } from './route.js';
+import { actingAgent, defineRoute, requirePrincipal } from './route.js';
 import { agentIdSchema, displayNameSchema } from './schemas.js';
 
 /** POST /agents/create (bridge): mint an agent, with a chosen or generated id. */
@@ -13,15 +13,18 @@ export const agentsCreate = defineRoute({
   agentScoped: false,
   status: 201,
   input: z.strictObject({ display_name: displayNameSchema, agent_id: agentIdSchema.optional() }),
-  handle: ({ deps, principal, input }) => createAgent(deps, principal!, input),
+  handle: ({ deps, principal, input }) => createAgent(deps, requirePrincipal(principal), input),
 });
 
-/** POST /agents/get: the bridge reads any agent; a device key reads its own. */
+/**
+ * POST /agents/get: the bridge reads any agent; a device key or token reads its own agent, a
+ * delegate the delegator.
+ */
 export const agentsGet = defineRoute({
   method: 'POST',
   path: '/agents/get',
   rpc: 'agents/get',
-  policy: ['bridge', 'device'],
+  policy: ['bridge', 'device', 'token', 'delegated'],
   agentScoped: true,
   status: 200,
   input: z.strictObject({ agent_id: agentIdSchema.optional() }),
@@ -40,7 +43,8 @@ export const agentsDisable = defineRoute({
   agentScoped: false,
   status: 200,
   input: toggleInput,
-  handle: ({ deps, principal, input }) => setAgentDisabled(deps, principal!, input.agent_id, true),
+  handle: ({ deps, principal, input }) =>
+    setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, true),
 });
 
 /** POST /agents/enable (bridge). */
@@ -52,5 +56,6 @@ export const agentsEnable = defineRoute({
   agentScoped: false,
   status: 200,
   input: toggleInput,
-  handle: ({ deps, principal, input }) => setAgentDisabled(deps, principal!, input.agent_id, false),
+  handle: ({ deps, principal, input }) =>
+    setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, false),
 });

@@ -1,7 +1,7 @@
 /** Routes under /device: issue (and rotate) and revoke device keys. */
 import { z } from 'zod';
 import { issueDeviceKey, revokeDeviceKey } from '../core/device-keys.js';
-import { actingAgent, defineRoute } from './route.js';
+import { actingAgent, defineRoute, requirePrincipal } from './route.js';
 import { agentIdSchema, keyIdSchema, labelSchema, ttlSecondsSchema } from './schemas.js';
 
 /**
@@ -23,7 +23,7 @@ export const deviceIssue = defineRoute({
     rotate: z.boolean().optional(),
   }),
   handle: async ({ deps, principal, input }) =>
-    issueDeviceKey(deps, principal!, {
+    issueDeviceKey(deps, requirePrincipal(principal), {
       ...input,
       agent_id: actingAgent(principal, input.agent_id),
     }),
@@ -41,5 +41,6 @@ export const deviceRevoke = defineRoute({
   agentScoped: true,
   status: 200,
   input: z.strictObject({ key_id: keyIdSchema.optional() }),
-  handle: ({ deps, principal, input }) => revokeDeviceKey(deps, principal!, input.key_id),
+  handle: ({ deps, principal, input }) =>
+    revokeDeviceKey(deps, requirePrincipal(principal), input.key_id),
 });

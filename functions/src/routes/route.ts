@@ -1,21 +1,30 @@
 /**
- * What a route is: a method and path, the credentials it accepts (its authorization policy),
- * a strict input schema and a handler. The route table is the list of these; the HTTP core
- * enforces the policy before any handler runs, and a route with no policy cannot be written.
+ * What a route is: a method and path, the callers it accepts (its authorization policy), a
+ * strict input schema and a handler. The route table is the list of these; the HTTP core
+ * enforces the policy, and the scope of tokens and delegations, before any handler runs. A
+ * route with no policy cannot be written.
  */
 import type { z } from 'zod';
 import type { AuthDeps } from '../auth/authenticate.js';
 import { ApiError } from '../core/errors.js';
-import type { CredentialKind, Principal } from '../core/principal.js';
+import type { AgentPrincipal, CallerKind, Principal } from '../core/principal.js';
+import type { Keyring } from '../ports/keyring.js';
+import type { PublicJwk } from '../tokens/format.js';
 
 /** Everything a handler may use. */
-export interface AppDeps extends AuthDeps {}
+export interface AppDeps extends AuthDeps {
+  keyring: Keyring;
+  issuer: string;
+  audience: string;
+  /** The public capability keys, as published at the well-known URL. */
+  jwks: { keys: PublicJwk[] };
+}
 
 /**
  * Who may call a route: `public` (no credential needed, any presented one is ignored), or the
- * list of credential kinds accepted. Anything not listed is denied.
+ * list of caller kinds accepted. Anything not listed is denied.
  */
-export type RoutePolicy = 'public' | readonly [CredentialKind, ...CredentialKind[]];
+export type RoutePolicy = 'public' | readonly [CallerKind, ...CallerKind[]];
 
 export interface RouteSpec<S extends z.ZodType> {
   method: 'GET' | 'POST';
@@ -25,12 +34,18 @@ export interface RouteSpec<S extends z.ZodType> {
   policy: RoutePolicy;
   /**
    * True when the route acts for one agent. Its body may carry `agent_id`: for a caller bound
-   * to an agent (a device key) it is ignored and replaced by the credential's agent; the bridge
-   * key names the agent with it where the schema declares it.
+   * to an agent it is ignored and replaced by the credential's agent; the bridge key names the
+   * agent with it where the schema declares it.
    */
   agentScoped: boolean;
   /** Strict schema of the JSON body (unknown fields refused). */
   input: S;
+  /**
+   * The single resource a call touches (a secret's name), checked against narrowed scope
+   * entries such as `secrets/get:openai_key`. Null or absent: only an un-narrowed entry allows
+   * the call.
+   */
+  resource?: (input: z.output<S>) => string | null;
   /** 201 when the route creates something, else 200. */
   status: 200 | 201;
   /** Extra response headers, e.g. Cache-Control on public documents. */
@@ -55,6 +70,7 @@ export interface Route {
   status: 200 | 201;
   headers: Record<string, string>;
   input: z.ZodType;
+  resource(input: unknown): string | null;
   run(deps: AppDeps, principal: Principal | null, input: unknown): Promise<object>;
 }
 
@@ -69,21 +85,37 @@ export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
     status: spec.status,
     headers: spec.headers ?? {},
     input: spec.input,
+    resource: (input) => spec.resource?.(input as z.output<S>) ?? null,
     run: (deps, principal, input) => spec.handle({ deps, principal, input: input as z.output<S> }),
   };
 }
 
 /**
- * The agent a request acts for. A device key is bound to one agent, so any `agent_id` it sends
- * is ignored (a forged `agent_id` is a no-op); the bridge key must name the agent.
+ * The agent a request acts for. An agent-bound caller never chooses: any `agent_id` it sends
+ * is ignored (a forged `agent_id` is a no-op), and a delegated call acts for the delegator.
+ * The bridge key must name the agent.
  */
 export function actingAgent(principal: Principal | null, requested: string | undefined): string {
   if (principal === null) throw new Error('actingAgent called on a public route');
-  if (principal.kind === 'device') return principal.agent_id;
+  if (principal.kind !== 'bridge') return principal.delegation?.from_agent ?? principal.agent_id;
   if (requested === undefined) {
     throw new ApiError('invalid_argument', 'agent_id is required with the bridge key', {
       field: 'agent_id',
     });
   }
   return requested;
+}
+
+/** The principal of a route whose policy admits agent-bound callers only. */
+export function agentPrincipal(principal: Principal | null): AgentPrincipal {
+  if (principal === null || principal.kind === 'bridge') {
+    throw new Error('route policy let a non-agent caller through');
+  }
+  return principal;
+}
+
+/** The principal of a route whose policy admits no public caller. */
+export function requirePrincipal(principal: Principal | null): Principal {
+  if (principal === null) throw new Error('route policy let an anonymous caller through');
+  return principal;
 }

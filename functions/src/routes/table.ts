@@ -1,14 +1,16 @@
 /**
- * The route table: every path the service answers, each with the credentials it accepts. This
- * is the authorization policy; a path not listed here is 404, a credential not listed for a
- * route is refused before its handler runs.
- *
- * Places kept for what comes next: /delegate and /delegate/revoke, /secrets/*,
- * /settings/list and /settings/set, /tokens/register, /.well-known/agentpack-identity.
+ * The route table: every path the service answers, each with the callers it accepts. This is
+ * the authorization policy; a path not listed here is 404, a caller not listed for a route is
+ * refused before its handler runs.
  */
 import { agentsCreate, agentsDisable, agentsEnable, agentsGet } from './agents.js';
 import { deviceIssue, deviceRevoke } from './device.js';
+import { delegate, delegateRevoke } from './delegate.js';
 import { healthz } from './health.js';
+import { secretsGet, secretsPut } from './secrets.js';
+import { settingsList, settingsSet } from './settings.js';
+import { tokensRegister } from './tokens.js';
+import { wellKnown } from './well-known.js';
 import type { Route } from './route.js';
 
 export const ROUTES: readonly Route[] = [
@@ -18,6 +20,14 @@ export const ROUTES: readonly Route[] = [
   agentsEnable,
   deviceIssue,
   deviceRevoke,
+  delegate,
+  delegateRevoke,
+  secretsPut,
+  secretsGet,
+  tokensRegister,
+  settingsList,
+  settingsSet,
+  wellKnown,
   healthz,
 ];
 

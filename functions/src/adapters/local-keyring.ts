@@ -1,0 +1,67 @@
+/**
+ * A key-encryption key held in memory, loaded from a file in the data dir (embedded mode) or
+ * from the `AGENTPACK_SECRETS_KEK` secret (Cloud Functions). Data keys are wrapped with
+ * AES-256-GCM under it. `kek_ref` names the key by a digest, so a wrong key is detected before
+ * any decryption is attempted, and fails loudly.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { Keyring } from '../ports/keyring.js';
+
+const WRAP_AAD_PREFIX = Buffer.from('agentpack-wrap-v1\n');
+
+/** Parses a KEK: 32 bytes as unpadded base64url (43 characters). */
+export function parseKek(text: string, source: string): Buffer {
+  const trimmed = text.trim();
+  const key = Buffer.from(trimmed, 'base64url');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(trimmed) || key.length !== 32) {
+    throw new Error(`${source}: the key-encryption key must be 32 bytes as unpadded base64url`);
+  }
+  return key;
+}
+
+/** A keyring over one key-encryption key. */
+export function localKeyring(kek: Buffer): Keyring {
+  const ref = `local:${createHash('sha256').update(kek).digest('hex').slice(0, 16)}`;
+  return {
+    async wrap(dataKey, aad) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', kek, iv);
+      cipher.setAAD(Buffer.concat([WRAP_AAD_PREFIX, aad]));
+      const body = Buffer.concat([cipher.update(dataKey), cipher.final()]);
+      return {
+        wrapped: Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url'),
+        kek_ref: ref,
+      };
+    },
+    async unwrap(wrapped, kekRef, aad) {
+      if (kekRef !== ref) {
+        throw new Error(`data key was wrapped by ${kekRef}, but the configured key is ${ref}`);
+      }
+      const raw = Buffer.from(wrapped, 'base64url');
+      const decipher = createDecipheriv('aes-256-gcm', kek, raw.subarray(0, 12));
+      decipher.setAAD(Buffer.concat([WRAP_AAD_PREFIX, aad]));
+      decipher.setAuthTag(raw.subarray(raw.length - 16));
+      return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]);
+    },
+  };
+}
+
+/**
+ * Loads the KEK file, creating it (mode 0600) when `mayCreate` (a data dir with no secrets
+ * yet). Refuses a file others can read.
+ */
+export function loadKekFile(file: string, mayCreate: boolean): Buffer {
+  if (!existsSync(file)) {
+    if (!mayCreate) {
+      throw new Error(`${file} is missing but the store holds secrets: restore the key file`);
+    }
+    const kek = randomBytes(32);
+    writeFileSync(file, `${kek.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    return kek;
+  }
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0)
+    throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+  return parseKek(readFileSync(file, 'utf8'), file);
+}
