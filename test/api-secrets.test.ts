@@ -82,7 +82,6 @@ describe('/secrets/put and /secrets/get', () => {
     const doc = await svc.store.get('secret_versions', 'agent-a:openai_key:1');
     expect(doc).toMatchObject({
       version: 1,
-      destroyed: false,
       kek_ref: expect.stringMatching(/^local:/),
     });
     // Move the ciphertext to another record: it must not decrypt there.

@@ -41,11 +41,14 @@ interface Factory {
   open(): Promise<Store>;
   /** Whether transactions isolate concurrent writers on this backend. */
   isolates: boolean;
+  /** Whether queries honour orderBy(documentId()) and startAfter on this backend. */
+  ordersById: boolean;
 }
 
 const sqliteFactory: Factory = {
   name: 'sqlite',
   isolates: true,
+  ordersById: true,
   async open() {
     const tmp = tempDir();
     return openSqliteStore({ file: `${tmp.dir}/s.sqlite` });
@@ -56,6 +59,7 @@ let emulator: FirestoreEmulator | undefined;
 const firestoreFactory: Factory = {
   name: 'firestore (@firestore-emulator/server)',
   isolates: false,
+  ordersById: false,
   async open() {
     if (emulator === undefined) throw new Error('emulator not started');
     return emulator.newStore();
@@ -67,6 +71,7 @@ if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
   factories.push({
     name: `firestore (official emulator at ${process.env['FIRESTORE_EMULATOR_HOST']})`,
     isolates: true,
+    ordersById: true,
     open: () => openFirestoreStore({ projectId: `demo-contract-${Date.now()}` }),
   });
 }
@@ -102,6 +107,33 @@ describe.each(factories)('store contract: $name', (factory) => {
     expect(await store.find('device_keys', 'key_id', 'dk_none', 1)).toEqual([]);
     await store.close();
   });
+
+  it('tells when a collection is empty', async () => {
+    const store = await factory.open();
+    expect(await store.isEmpty('agents')).toBe(true);
+    await store.transact(async (tx) => tx.set('agents', 'a-agent', agent('a-agent')));
+    expect(await store.isEmpty('agents')).toBe(false);
+    expect(await store.isEmpty('device_keys')).toBe(true);
+    await store.close();
+  });
+
+  // Registered only where queries honour orderBy(documentId()) and startAfter:
+  // @firestore-emulator/server answers in insertion order.
+  if (factory.ordersById)
+    it('scans a collection in id order, resuming after an id', async () => {
+      const store = await factory.open();
+      await store.transact(async (tx) => {
+        for (const id of ['c-agent', 'a-agent', 'b-agent', 'd-agent'])
+          tx.set('agents', id, agent(id));
+      });
+      const first = await store.scan('agents', null, 2);
+      expect(first.map((f) => f.id)).toEqual(['a-agent', 'b-agent']);
+      const rest = await store.scan('agents', 'b-agent', 10);
+      expect(rest.map((f) => f.id)).toEqual(['c-agent', 'd-agent']);
+      expect(rest[0]!.doc).toEqual(agent('c-agent'));
+      expect(await store.scan('agents', 'd-agent', 10)).toEqual([]);
+      await store.close();
+    });
 
   it('commits writes and audit events together', async () => {
     const store = await factory.open();

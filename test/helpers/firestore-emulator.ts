@@ -27,6 +27,8 @@ export interface FirestoreEmulator {
   host: string;
   /** A store over a fresh, empty project of this emulator. */
   newStore(): Store;
+  /** Everything the emulator stores, as JSON text (to look for anything stored in clear). */
+  dump(): string;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,9 @@ export async function startFirestoreEmulator(): Promise<FirestoreEmulator> {
       // official emulator for the concurrency cases.
       db.settings({ host, ssl: false });
       return firestoreStore(db);
+    },
+    dump() {
+      return JSON.stringify(server.state.toJSON());
     },
     async stop() {
       server.stop();

@@ -7,7 +7,7 @@
  * (Firestore refuses a read after a write), retried by the SDK on contention, which is why a
  * transaction callback must be free of outside effects.
  */
-import type { Firestore, Transaction } from 'firebase-admin/firestore';
+import { FieldPath, type Firestore, type Transaction } from 'firebase-admin/firestore';
 import type { AuditEvent } from '../core/audit.js';
 import type {
   CollectionName,
@@ -85,6 +85,12 @@ export function firestoreStore(db: Firestore): Store {
         tx.flush();
         return result;
       });
+    },
+    async scan(collection, afterId, limit) {
+      let query = db.collection(collection).orderBy(FieldPath.documentId()).limit(limit);
+      if (afterId !== null) query = query.startAfter(afterId);
+      const snap = await query.get();
+      return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[typeof collection] }));
     },
     async isEmpty(collection) {
       return (await db.collection(collection).limit(1).get()).empty;

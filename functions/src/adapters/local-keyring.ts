@@ -24,6 +24,7 @@ export function parseKek(text: string, source: string): Buffer {
 export function localKeyring(kek: Buffer): Keyring {
   const ref = `local:${createHash('sha256').update(kek).digest('hex').slice(0, 16)}`;
   return {
+    primaryRef: async () => ref,
     async wrap(dataKey, aad) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', kek, iv);

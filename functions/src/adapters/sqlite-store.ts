@@ -185,6 +185,15 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       queue = run.catch(() => undefined);
       return run;
     },
+    async scan(collection, afterId, limit) {
+      const rows = readerDb
+        .prepare(`SELECT id, data FROM ${collection} WHERE id > ? ORDER BY id LIMIT ?`)
+        .all(afterId ?? '', limit) as { id: string; data: string }[];
+      return rows.map((r) => ({
+        id: r.id,
+        doc: JSON.parse(r.data) as Collections[typeof collection],
+      }));
+    },
     async isEmpty(collection: CollectionName): Promise<boolean> {
       return readerDb.prepare(`SELECT 1 FROM ${collection} LIMIT 1`).get() === undefined;
     },

@@ -20,14 +20,21 @@ export type AuditAction =
   | 'token.register'
   | 'setting.set'
   | 'secret.put'
-  | 'secret.get';
+  | 'secret.get'
+  | 'secret.delete'
+  | 'secret.undelete'
+  | 'secret.destroy'
+  | 'secret.resolve'
+  | 'secret.prune'
+  | 'secret.rewrap';
 
 /**
  * Who did it, by id only. On a delegated call the chain is whole: the delegate (`agent_id` with
  * its `key_id` or `jti`), `via_delegation`, and `for_agent` (the delegator).
  */
 export interface AuditActor {
-  kind: Principal['kind'];
+  /** `maintenance`: an operator's job run outside a request (e.g. `secrets rewrap`). */
+  kind: Principal['kind'] | 'maintenance';
   bridge_key_id?: string;
   agent_id?: string;
   key_id?: string;

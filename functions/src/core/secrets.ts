@@ -1,22 +1,33 @@
 /**
- * Secrets, first cut: versioned values per agent, check-and-set, read by version. Values are
- * sealed with {@link sealValue} before they reach the store, and every put and get is audited
- * in the same transaction (names and versions, never values).
+ * The secrets engine: per-agent versioned values with check-and-set, soft delete, undelete,
+ * destroy and pruning. Values are sealed with {@link sealValue} before they reach the store;
+ * every read, write, delete, undelete, destroy and prune is audited in the same transaction as
+ * the change (names and versions, never values).
+ *
+ * `cas` after a delete (the trap of hashicorp/vault#15676, documented in the README):
+ * `current_version` is the highest version ever written, and deleting, destroying or pruning a
+ * version never lowers it. So `cas: n` must name that number even when version n is deleted,
+ * and `cas: 0` ("only if absent") fails for a secret whose versions are all deleted: it still
+ * exists, with its history.
  */
 import type { Keyring } from '../ports/keyring.js';
 import { rfc3339 } from '../ports/clock.js';
-import type { SecretVersionDoc } from '../ports/store.js';
+import type { SecretDoc, SecretVersionDoc, SecretVersionMeta, Tx } from '../ports/store.js';
 import type { CoreDeps } from './agents.js';
-import { actorOf } from './audit.js';
-import { openValue, recordAad, sealValue } from './envelope.js';
+import { actorOf, type AuditAction } from './audit.js';
+import { openValue, recordAad, sealValue, type SealedValue } from './envelope.js';
 import { ApiError } from './errors.js';
 import { actingAgentOf, type AgentPrincipal } from './principal.js';
+import { readSetting } from './settings.js';
 
 /** Secret names: 1–128 characters of [A-Za-z0-9_.-], starting with a letter or digit. */
 export const SECRET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** The largest secret value: 32 KiB of UTF-8. */
 export const MAX_SECRET_VALUE_BYTES = 32 * 1024;
+
+/** The most secrets `/secrets/list` returns for one agent. */
+export const MAX_LISTED_SECRETS = 1000;
 
 export interface SecretsDeps extends CoreDeps {
   keyring: Keyring;
@@ -31,11 +42,65 @@ export function versionId(agentId: string, name: string, version: number): strin
   return `${agentId}:${name}:${version}`;
 }
 
+/** Why a version cannot be read; `details.reason` of the 404. */
+export type VersionUnavailable = 'not_found' | 'deleted' | 'destroyed';
+
+function unavailable(
+  meta: SecretDoc | null,
+  version: number | undefined,
+): VersionUnavailable | null {
+  if (meta === null || version === undefined) return 'not_found';
+  const entry = meta.versions.find((v) => v.version === version);
+  if (entry === undefined) return 'not_found';
+  if (entry.destroyed) return 'destroyed';
+  if (entry.deleted_at !== null) return 'deleted';
+  return null;
+}
+
+function notFound(name: string, version: number | undefined, reason: VersionUnavailable): ApiError {
+  return new ApiError('not_found', 'no such secret version', {
+    name,
+    ...(version === undefined ? {} : { version }),
+    reason,
+  });
+}
+
+function sealedOf(doc: SecretVersionDoc): SealedValue {
+  return {
+    ciphertext: doc.ciphertext,
+    iv: doc.iv,
+    tag: doc.tag,
+    wrapped_key: doc.wrapped_key,
+    kek_ref: doc.kek_ref,
+  };
+}
+
+function audit(
+  tx: Tx,
+  deps: CoreDeps,
+  principal: AgentPrincipal,
+  action: AuditAction,
+  agentId: string,
+  name: string,
+  version?: number,
+): void {
+  tx.audit({
+    category: 'secrets',
+    action,
+    actor: actorOf(principal),
+    target: { agent_id: agentId, secret: name, ...(version === undefined ? {} : { version }) },
+    at: rfc3339(deps.clock.now()),
+  });
+}
+
 /**
- * Writes a new version. `cas: 0` writes only if the secret has no version yet; `cas: n` only
- * if the current version is n; otherwise 409 `failed_precondition` with `current_version`.
- * The value is encrypted before the transaction, under the version number it expects; if a
- * concurrent writer takes that number first, the transaction re-encrypts for the next one.
+ * Writes a new version. `cas: 0` writes only if no version was ever written; `cas: n` only if
+ * `current_version` is n; otherwise 409 `failed_precondition` with `current_version`.
+ * Versions beyond `secrets.max_versions` are pruned, oldest first, in the same transaction.
+ *
+ * The value is sealed before the transaction (the key service is never called inside a
+ * transaction that may be retried), under the version number it expects; if a concurrent
+ * writer takes that number first, it is sealed again for the next one.
  */
 export async function putSecret(
   deps: SecretsDeps,
@@ -50,112 +115,244 @@ export async function putSecret(
   }
   const agentId = actingAgentOf(principal);
   const id = secretId(agentId, input.name);
-  let sealedFor: { version: number; sealed: Awaited<ReturnType<typeof sealValue>> } | null = null;
-  const sealFor = async (version: number) => {
-    if (sealedFor === null || sealedFor.version !== version) {
-      sealedFor = {
-        version,
-        sealed: await sealValue(deps.keyring, input.value, recordAad(agentId, input.name, version)),
-      };
+  const seal = (version: number) =>
+    sealValue(deps.keyring, input.value, recordAad(agentId, input.name, version));
+  const checkCas = (current: number) => {
+    if (input.cas !== undefined && input.cas !== current) {
+      throw new ApiError('failed_precondition', 'cas does not match the current version', {
+        current_version: current,
+      });
     }
-    return sealedFor.sealed;
   };
-  // Seal outside the transaction for the likely version, so the transaction stays short.
+
   const before = await deps.store.get('secrets', id);
-  await sealFor((before?.current_version ?? 0) + 1);
+  checkCas(before?.current_version ?? 0); // fail fast, before any call to the key service
+  let version = (before?.current_version ?? 0) + 1;
+  let sealed = await seal(version);
   type Outcome =
     { retryWith: number } | { done: { name: string; version: number; created_at: string } };
   for (;;) {
-    const expected = sealedFor!.version;
     const outcome = await deps.store.transact(async (tx): Promise<Outcome> => {
       const meta = await tx.get('secrets', id);
+      const maxVersions = await readSetting(tx, 'secrets.max_versions');
       const current = meta?.current_version ?? 0;
-      if (input.cas !== undefined && input.cas !== current) {
-        throw new ApiError('failed_precondition', 'cas does not match the current version', {
-          current_version: current,
-        });
-      }
-      const version = current + 1;
-      if (version !== expected) return { retryWith: version };
+      checkCas(current);
+      if (current + 1 !== version) return { retryWith: current + 1 };
       const at = rfc3339(deps.clock.now());
-      const sealed = sealedFor!.sealed;
-      const doc: SecretVersionDoc = {
+      const kept: SecretVersionMeta[] = [
+        ...(meta?.versions ?? []),
+        { version, created_at: at, deleted_at: null, destroyed: false },
+      ];
+      const pruned = kept.splice(0, Math.max(0, kept.length - maxVersions));
+      tx.set('secret_versions', versionId(agentId, input.name, version), {
         agent_id: agentId,
         name: input.name,
         version,
         created_at: at,
-        deleted_at: null,
-        destroyed: false,
         ...sealed,
-      };
-      tx.set('secret_versions', versionId(agentId, input.name, version), doc);
+      });
       tx.set('secrets', id, {
         agent_id: agentId,
         name: input.name,
         current_version: version,
         created_at: meta?.created_at ?? at,
         updated_at: at,
+        versions: kept,
       });
-      tx.audit({
-        category: 'secrets',
-        action: 'secret.put',
-        actor: actorOf(principal),
-        target: { agent_id: agentId, secret: input.name, version },
-        at,
-      });
+      audit(tx, deps, principal, 'secret.put', agentId, input.name, version);
+      for (const old of pruned) {
+        if (!old.destroyed)
+          tx.delete('secret_versions', versionId(agentId, input.name, old.version));
+        audit(tx, deps, principal, 'secret.prune', agentId, input.name, old.version);
+      }
       return { done: { name: input.name, version, created_at: at } };
     });
     if ('done' in outcome) return outcome.done;
-    await sealFor(outcome.retryWith);
+    version = outcome.retryWith;
+    sealed = await seal(version);
   }
 }
 
-/** Reads a version (default: the current one) and decrypts it. Missing: 404. */
+/**
+ * Reads a version (default: the current one) and decrypts it. A version that was never
+ * written, was pruned, is deleted or destroyed: 404 with `details.reason`.
+ */
 export async function getSecret(
   deps: SecretsDeps,
   principal: AgentPrincipal,
   input: { name: string; version?: number | undefined },
 ): Promise<{ name: string; version: number; value: string; created_at: string }> {
-  const agentId = actingAgentOf(principal);
-  const doc = await deps.store.transact(async (tx) => {
-    const meta = await tx.get('secrets', secretId(agentId, input.name));
-    const version = input.version ?? meta?.current_version;
-    const found =
-      meta === null || version === undefined
-        ? null
-        : await tx.get('secret_versions', versionId(agentId, input.name, version));
-    if (found === null) {
-      throw new ApiError('not_found', 'no such secret version', {
-        name: input.name,
-        ...(input.version === undefined ? {} : { version: input.version }),
-      });
+  const [resolved] = await readVersions(deps, principal, 'secret.get', [
+    { agent_id: actingAgentOf(principal), name: input.name, version: input.version },
+  ]);
+  return {
+    name: input.name,
+    version: resolved!.version,
+    value: resolved!.value,
+    created_at: resolved!.created_at,
+  };
+}
+
+/** One secret to read: an agent's secret by name, at a version or the current one. */
+export interface SecretRead {
+  agent_id: string;
+  name: string;
+  version?: number | undefined;
+}
+
+/** Thrown by {@link readVersions} for the read at `index` that cannot be served. */
+export class SecretReadError extends Error {
+  constructor(
+    readonly index: number,
+    readonly reason: VersionUnavailable,
+    readonly version: number | undefined,
+  ) {
+    super(`read ${index} failed: ${reason}`);
+  }
+}
+
+/**
+ * Reads several versions in one transaction, all or nothing, auditing each read in it; then
+ * decrypts. Authorization is the caller's job: this only reads what it is told to.
+ */
+export async function readVersions(
+  deps: SecretsDeps,
+  principal: AgentPrincipal,
+  action: 'secret.get' | 'secret.resolve',
+  reads: readonly SecretRead[],
+): Promise<Array<{ version: number; value: string; created_at: string }>> {
+  const docs = await deps.store.transact(async (tx) => {
+    const found: SecretVersionDoc[] = [];
+    for (const [index, read] of reads.entries()) {
+      const meta = await tx.get('secrets', secretId(read.agent_id, read.name));
+      const version = read.version ?? meta?.current_version;
+      const reason = unavailable(meta, version);
+      const doc =
+        reason === null
+          ? await tx.get('secret_versions', versionId(read.agent_id, read.name, version!))
+          : null;
+      if (doc === null) {
+        if (action === 'secret.get')
+          throw notFound(read.name, read.version ?? version, reason ?? 'not_found');
+        throw new SecretReadError(index, reason ?? 'not_found', read.version ?? version);
+      }
+      found.push(doc);
     }
-    if (found.destroyed || found.deleted_at !== null) {
-      throw new ApiError('not_found', 'no such secret version', {
-        name: input.name,
-        version: found.version,
-        reason: found.destroyed ? 'destroyed' : 'deleted',
-      });
-    }
-    tx.audit({
-      category: 'secrets',
-      action: 'secret.get',
-      actor: actorOf(principal),
-      target: { agent_id: agentId, secret: input.name, version: found.version },
-      at: rfc3339(deps.clock.now()),
-    });
+    for (const doc of found)
+      audit(tx, deps, principal, action, doc.agent_id, doc.name, doc.version);
     return found;
   });
-  const value = await openValue(
-    deps.keyring,
-    {
-      ciphertext: doc.ciphertext!,
-      iv: doc.iv!,
-      tag: doc.tag!,
-      wrapped_key: doc.wrapped_key!,
-      kek_ref: doc.kek_ref!,
-    },
-    recordAad(agentId, input.name, doc.version),
+  return Promise.all(
+    docs.map(async (doc) => ({
+      version: doc.version,
+      value: await openValue(
+        deps.keyring,
+        sealedOf(doc),
+        recordAad(doc.agent_id, doc.name, doc.version),
+      ),
+      created_at: doc.created_at,
+    })),
   );
-  return { name: input.name, version: doc.version, value, created_at: doc.created_at };
+}
+
+/** An agent's secrets: names and metadata, never values, sorted by name. */
+export async function listSecrets(
+  deps: CoreDeps,
+  principal: AgentPrincipal,
+): Promise<{
+  secrets: Array<{ name: string; current_version: number; created_at: string; updated_at: string }>;
+}> {
+  const agentId = actingAgentOf(principal);
+  const found = await deps.store.find('secrets', 'agent_id', agentId, MAX_LISTED_SECRETS);
+  const secrets = found
+    .map(({ doc }) => ({
+      name: doc.name,
+      current_version: doc.current_version,
+      created_at: doc.created_at,
+      updated_at: doc.updated_at,
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { secrets };
+}
+
+/** One secret's metadata: every kept version's state, never a value. */
+export async function secretMetadata(
+  deps: CoreDeps,
+  principal: AgentPrincipal,
+  name: string,
+): Promise<{
+  name: string;
+  current_version: number;
+  max_versions: number;
+  created_at: string;
+  updated_at: string;
+  versions: SecretVersionMeta[];
+}> {
+  const agentId = actingAgentOf(principal);
+  const meta = await deps.store.get('secrets', secretId(agentId, name));
+  if (meta === null) throw new ApiError('not_found', 'no such secret', { name });
+  return {
+    name,
+    current_version: meta.current_version,
+    max_versions: await readSetting(deps.store, 'secrets.max_versions'),
+    created_at: meta.created_at,
+    updated_at: meta.updated_at,
+    versions: meta.versions.map((v) => ({ ...v })),
+  };
+}
+
+type VersionChange = 'delete' | 'undelete' | 'destroy';
+
+/**
+ * Deletes (soft), undeletes or destroys versions (default for delete and undelete: the current
+ * one). All named versions must exist (never written or pruned: 404); undeleting a destroyed
+ * version is 409. Already in the asked state: unchanged, not audited again. Destroy removes the
+ * ciphertext and its wrapped key for good.
+ */
+export async function changeVersions(
+  deps: CoreDeps,
+  principal: AgentPrincipal,
+  change: VersionChange,
+  input: { name: string; versions?: number[] | undefined },
+): Promise<{ name: string; versions: number[] }> {
+  const agentId = actingAgentOf(principal);
+  const id = secretId(agentId, input.name);
+  return deps.store.transact(async (tx) => {
+    const meta = await tx.get('secrets', id);
+    if (meta === null) throw new ApiError('not_found', 'no such secret', { name: input.name });
+    const wanted = [...new Set(input.versions ?? [meta.current_version])].sort((a, b) => a - b);
+    const at = rfc3339(deps.clock.now());
+    const versions = meta.versions.map((v) => ({ ...v }));
+    const changed: number[] = [];
+    for (const number of wanted) {
+      const entry = versions.find((v) => v.version === number);
+      if (entry === undefined) throw notFound(input.name, number, 'not_found');
+      if (change === 'undelete' && entry.destroyed) {
+        throw new ApiError('failed_precondition', 'a destroyed version cannot be undeleted', {
+          version: number,
+        });
+      }
+      const alreadyDone =
+        change === 'delete'
+          ? entry.deleted_at !== null || entry.destroyed
+          : change === 'undelete'
+            ? entry.deleted_at === null
+            : entry.destroyed;
+      if (alreadyDone) continue;
+      if (change === 'delete') entry.deleted_at = at;
+      if (change === 'undelete') entry.deleted_at = null;
+      if (change === 'destroy') {
+        entry.destroyed = true;
+        entry.deleted_at ??= at;
+        tx.delete('secret_versions', versionId(agentId, input.name, number));
+      }
+      changed.push(number);
+    }
+    if (changed.length > 0) {
+      tx.set('secrets', id, { ...meta, updated_at: at, versions });
+      for (const number of changed)
+        audit(tx, deps, principal, `secret.${change}`, agentId, input.name, number);
+    }
+    return { name: input.name, versions: wanted };
+  });
 }

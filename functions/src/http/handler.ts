@@ -82,7 +82,7 @@ function checkPolicy(route: Route, principal: Principal | null): void {
  * delegated call made with a token needs both: the delegation grants, the token limits.
  */
 function checkScope(route: Route, principal: Principal | null, input: unknown): void {
-  if (principal === null || principal.kind === 'bridge') return;
+  if (principal === null || principal.kind === 'bridge' || route.scopeCheck === 'handler') return;
   const resource = route.resource(input);
   if (principal.kind === 'token' && !scopeAllows(principal.scope, route.rpc, resource)) {
     throw new ApiError('permission_denied', `the token's scope does not allow ${route.rpc}`, {

@@ -66,36 +66,47 @@ export interface CapabilityTokenDoc {
   registered_at: string;
 }
 
+/** The state of one version, kept in its secret's metadata document. */
+export interface SecretVersionMeta {
+  version: number;
+  created_at: string;
+  /** Soft delete: the version reads as 404 until undeleted. */
+  deleted_at: string | null;
+  /** Destroyed: the ciphertext and its wrapped key are gone for good. */
+  destroyed: boolean;
+}
+
 /**
- * A secret's metadata: `secrets/{agent_id}:{name}`. Small and written once per new version;
- * the versions live in their own documents so no document grows with history.
+ * A secret's metadata: `secrets/{agent_id}:{name}`. It is the authority on which versions
+ * exist and their state. Bounded: at most `secrets.max_versions` (≤ 100) entries, pruned oldest
+ * first, so it stays far from Firestore's 1 MiB limit; written once per change.
  */
 export interface SecretDoc {
   agent_id: string;
   name: string;
+  /** The highest version ever written (deleted, destroyed or pruned versions still count). */
   current_version: number;
   created_at: string;
   updated_at: string;
+  versions: SecretVersionMeta[];
 }
 
 /**
- * One version of a secret: `secret_versions/{agent_id}:{name}:{version}`. The value is
- * AES-256-GCM ciphertext under a fresh data key; the data key is stored only wrapped.
+ * The sealed value of one version: `secret_versions/{agent_id}:{name}:{version}`. AES-256-GCM
+ * ciphertext under a fresh data key; the data key is stored only wrapped. Deleted (the whole
+ * document) when the version is destroyed or pruned.
  */
 export interface SecretVersionDoc {
   agent_id: string;
   name: string;
   version: number;
   created_at: string;
-  deleted_at: string | null;
-  destroyed: boolean;
-  /** base64url fields of the envelope; null once destroyed. */
-  ciphertext: string | null;
-  iv: string | null;
-  tag: string | null;
-  wrapped_key: string | null;
+  ciphertext: string;
+  iv: string;
+  tag: string;
+  wrapped_key: string;
   /** Which key-encryption key wrapped the data key (for rewrap and rotation). */
-  kek_ref: string | null;
+  kek_ref: string;
 }
 
 /** Every collection and the shape of its documents. */
@@ -162,6 +173,15 @@ export interface Store extends StoreReader {
   readonly kind: 'sqlite' | 'firestore';
   /** Runs `fn` in a transaction and commits its writes and audit events atomically. */
   transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Up to `limit` documents of a collection in id order, after `afterId` (null: from the
+   * start). For resumable maintenance jobs such as rewrap, not for requests.
+   */
+  scan<C extends CollectionName>(
+    collection: C,
+    afterId: string | null,
+    limit: number,
+  ): Promise<Found<C>[]>;
   /** True when the collection holds no document (start-up checks, not requests). */
   isEmpty(collection: CollectionName): Promise<boolean>;
   /** Up to `limit` audit events, in no set order (sort by `at`). For tests and exports, not requests. */

@@ -46,6 +46,12 @@ export interface RouteSpec<S extends z.ZodType> {
    * the call.
    */
   resource?: (input: z.output<S>) => string | null;
+  /**
+   * `handler` when the handler checks token and delegation scope itself, per resource (a call
+   * that names several resources, like `/secrets/resolve`); default: the HTTP core checks the
+   * route's RPC and resource.
+   */
+  scopeCheck?: 'core' | 'handler';
   /** 201 when the route creates something, else 200. */
   status: 200 | 201;
   /** Extra response headers, e.g. Cache-Control on public documents. */
@@ -67,6 +73,7 @@ export interface Route {
   rpc: string;
   policy: RoutePolicy;
   agentScoped: boolean;
+  scopeCheck: 'core' | 'handler';
   status: 200 | 201;
   headers: Record<string, string>;
   input: z.ZodType;
@@ -82,6 +89,7 @@ export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
     rpc: spec.rpc,
     policy: spec.policy,
     agentScoped: spec.agentScoped,
+    scopeCheck: spec.scopeCheck ?? 'core',
     status: spec.status,
     headers: spec.headers ?? {},
     input: spec.input,

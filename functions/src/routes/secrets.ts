@@ -1,19 +1,36 @@
 /** Routes under /secrets: an agent's own versioned, encrypted secrets. */
 import { z } from 'zod';
-import { getSecret, putSecret, SECRET_NAME_PATTERN } from '../core/secrets.js';
+import { resolveSecretRefs } from '../core/secret-refs.js';
+import {
+  changeVersions,
+  getSecret,
+  listSecrets,
+  putSecret,
+  SECRET_NAME_PATTERN,
+  secretMetadata,
+} from '../core/secrets.js';
+import type { CallerKind } from '../core/principal.js';
 import { agentPrincipal, defineRoute } from './route.js';
 
 const nameSchema = z
   .string()
   .regex(SECRET_NAME_PATTERN, 'name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$');
-const versionSchema = z.number().int().positive();
+const versionSchema = z
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 31);
+const versionsSchema = z.array(versionSchema).min(1).max(100);
+
+/** Every secrets RPC acts for one agent: its device key, a token, or a delegation in scope. */
+const AGENT_CALLERS = ['device', 'token', 'delegated'] as const satisfies readonly CallerKind[];
 
 /** POST /secrets/put: a new version; `cas` guards against lost updates. */
 export const secretsPut = defineRoute({
   method: 'POST',
   path: '/secrets/put',
   rpc: 'secrets/put',
-  policy: ['device', 'token', 'delegated'],
+  policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
   input: z.strictObject({
@@ -30,10 +47,97 @@ export const secretsGet = defineRoute({
   method: 'POST',
   path: '/secrets/get',
   rpc: 'secrets/get',
-  policy: ['device', 'token', 'delegated'],
+  policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
   input: z.strictObject({ name: nameSchema, version: versionSchema.optional() }),
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) => getSecret(deps, agentPrincipal(principal), input),
+});
+
+/** POST /secrets/list: names and metadata, never values. */
+export const secretsList = defineRoute({
+  method: 'POST',
+  path: '/secrets/list',
+  rpc: 'secrets/list',
+  policy: AGENT_CALLERS,
+  agentScoped: true,
+  status: 200,
+  input: z.strictObject({}),
+  handle: ({ deps, principal }) => listSecrets(deps, agentPrincipal(principal)),
+});
+
+/** POST /secrets/metadata: one secret's versions and their state. */
+export const secretsMetadata = defineRoute({
+  method: 'POST',
+  path: '/secrets/metadata',
+  rpc: 'secrets/metadata',
+  policy: AGENT_CALLERS,
+  agentScoped: true,
+  status: 200,
+  input: z.strictObject({ name: nameSchema }),
+  resource: (input) => input.name,
+  handle: ({ deps, principal, input }) =>
+    secretMetadata(deps, agentPrincipal(principal), input.name),
+});
+
+const changeInput = z.strictObject({ name: nameSchema, versions: versionsSchema.optional() });
+
+/** POST /secrets/delete: soft delete (default: the current version). */
+export const secretsDelete = defineRoute({
+  method: 'POST',
+  path: '/secrets/delete',
+  rpc: 'secrets/delete',
+  policy: AGENT_CALLERS,
+  agentScoped: true,
+  status: 200,
+  input: changeInput,
+  resource: (input) => input.name,
+  handle: ({ deps, principal, input }) =>
+    changeVersions(deps, agentPrincipal(principal), 'delete', input),
+});
+
+/** POST /secrets/undelete: undo a soft delete (default: the current version). */
+export const secretsUndelete = defineRoute({
+  method: 'POST',
+  path: '/secrets/undelete',
+  rpc: 'secrets/undelete',
+  policy: AGENT_CALLERS,
+  agentScoped: true,
+  status: 200,
+  input: changeInput,
+  resource: (input) => input.name,
+  handle: ({ deps, principal, input }) =>
+    changeVersions(deps, agentPrincipal(principal), 'undelete', input),
+});
+
+/** POST /secrets/destroy: permanent; `versions` is required. */
+export const secretsDestroy = defineRoute({
+  method: 'POST',
+  path: '/secrets/destroy',
+  rpc: 'secrets/destroy',
+  policy: AGENT_CALLERS,
+  agentScoped: true,
+  status: 200,
+  input: z.strictObject({ name: nameSchema, versions: versionsSchema }),
+  resource: (input) => input.name,
+  handle: ({ deps, principal, input }) =>
+    changeVersions(deps, agentPrincipal(principal), 'destroy', input),
+});
+
+/**
+ * POST /secrets/resolve: `agentpack.secret://` references, in order, all or none. Scope is
+ * checked per reference by the handler (each needs the right to `secrets/get` that secret).
+ */
+export const secretsResolve = defineRoute({
+  method: 'POST',
+  path: '/secrets/resolve',
+  rpc: 'secrets/resolve',
+  policy: AGENT_CALLERS,
+  agentScoped: true,
+  scopeCheck: 'handler',
+  status: 200,
+  input: z.strictObject({ refs: z.array(z.string().max(300)).min(1).max(100) }),
+  handle: ({ deps, principal, input }) =>
+    resolveSecretRefs(deps, agentPrincipal(principal), input.refs),
 });

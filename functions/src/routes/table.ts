@@ -7,7 +7,16 @@ import { agentsCreate, agentsDisable, agentsEnable, agentsGet } from './agents.j
 import { deviceIssue, deviceRevoke } from './device.js';
 import { delegate, delegateRevoke } from './delegate.js';
 import { healthz } from './health.js';
-import { secretsGet, secretsPut } from './secrets.js';
+import {
+  secretsDelete,
+  secretsDestroy,
+  secretsGet,
+  secretsList,
+  secretsMetadata,
+  secretsPut,
+  secretsResolve,
+  secretsUndelete,
+} from './secrets.js';
 import { settingsList, settingsSet } from './settings.js';
 import { tokensRegister } from './tokens.js';
 import { wellKnown } from './well-known.js';
@@ -24,6 +33,12 @@ export const ROUTES: readonly Route[] = [
   delegateRevoke,
   secretsPut,
   secretsGet,
+  secretsList,
+  secretsMetadata,
+  secretsDelete,
+  secretsUndelete,
+  secretsDestroy,
+  secretsResolve,
   tokensRegister,
   settingsList,
   settingsSet,

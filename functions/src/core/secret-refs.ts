@@ -1,0 +1,90 @@
+/**
+ * Secret references: `agentpack.secret://<agent_id>/<name>[#<version>]`, resolved under the
+ * caller's identity. Each reference needs the right to `secrets/get` that secret: the caller's
+ * own agent (within its token's scope, if it is a token), or the delegator of the delegation it
+ * presents (within the delegation's scope, and the token's). One reference that cannot be
+ * resolved fails the whole call with its index and reason: fail closed, never passed through.
+ */
+import { AGENT_ID_PATTERN } from './ids.js';
+import { ApiError } from './errors.js';
+import type { AgentPrincipal } from './principal.js';
+import { scopeAllows } from './scope.js';
+import {
+  readVersions,
+  SECRET_NAME_PATTERN,
+  SecretReadError,
+  type SecretRead,
+  type SecretsDeps,
+} from './secrets.js';
+
+export const SECRET_REF_PREFIX = 'agentpack.secret://';
+
+/** Parses a reference; null when it does not follow the grammar. */
+export function parseSecretRef(ref: string): SecretRead | null {
+  if (!ref.startsWith(SECRET_REF_PREFIX)) return null;
+  const rest = ref.slice(SECRET_REF_PREFIX.length);
+  const m = /^([^/#]+)\/([^/#]+)(?:#([1-9][0-9]{0,9}))?$/.exec(rest);
+  if (m === null) return null;
+  const [, agentId, name, version] = m as unknown as [string, string, string, string | undefined];
+  if (!AGENT_ID_PATTERN.test(agentId) || !SECRET_NAME_PATTERN.test(name)) return null;
+  return {
+    agent_id: agentId,
+    name,
+    ...(version === undefined ? {} : { version: Number(version) }),
+  };
+}
+
+/** A scope entry for `secrets/get` or `secrets/resolve` (either, narrowed or not) allows a read. */
+function allowsRead(scope: readonly string[], name: string): boolean {
+  return scopeAllows(scope, 'secrets/get', name) || scopeAllows(scope, 'secrets/resolve', name);
+}
+
+/** True when `principal` may read `agentId`'s secret `name` (the right to `secrets/get`). */
+export function mayRead(principal: AgentPrincipal, agentId: string, name: string): boolean {
+  if (principal.kind === 'token' && !allowsRead(principal.scope, name)) return false;
+  if (agentId === principal.agent_id) return true;
+  const delegation = principal.delegation;
+  return (
+    delegation !== undefined &&
+    agentId === delegation.from_agent &&
+    allowsRead(delegation.scope, name)
+  );
+}
+
+function refused(
+  index: number,
+  reason: string,
+  status: 'invalid_argument' | 'permission_denied' | 'not_found',
+): ApiError {
+  const message =
+    status === 'invalid_argument'
+      ? `refs[${index}] is not a secret reference`
+      : status === 'permission_denied'
+        ? `refs[${index}] is not readable by the caller`
+        : `refs[${index}] cannot be resolved`;
+  return new ApiError(status, message, { index, reason });
+}
+
+/** Resolves every reference, in order, or none. */
+export async function resolveSecretRefs(
+  deps: SecretsDeps,
+  principal: AgentPrincipal,
+  refs: readonly string[],
+): Promise<{ values: Array<{ ref: string; version: number; value: string }> }> {
+  const reads = refs.map((ref, index) => {
+    const read = parseSecretRef(ref);
+    if (read === null) throw refused(index, 'malformed', 'invalid_argument');
+    if (!mayRead(principal, read.agent_id, read.name))
+      throw refused(index, 'permission_denied', 'permission_denied');
+    return read;
+  });
+  try {
+    const values = await readVersions(deps, principal, 'secret.resolve', reads);
+    return {
+      values: values.map((v, i) => ({ ref: refs[i]!, version: v.version, value: v.value })),
+    };
+  } catch (error) {
+    if (error instanceof SecretReadError) throw refused(error.index, error.reason, 'not_found');
+    throw error;
+  }
+}
