@@ -121,11 +121,6 @@ describe('/secrets/put and /secrets/get', () => {
   });
 });
 
-function pick(doc: {
-  ciphertext: string | null;
-  iv: string | null;
-  tag: string | null;
-  wrapped_key: string | null;
-}) {
+function pick(doc: { ciphertext: string; iv: string; tag: string; wrapped_key: string }) {
   return { ciphertext: doc.ciphertext, iv: doc.iv, tag: doc.tag, wrapped_key: doc.wrapped_key };
 }
