@@ -2,6 +2,8 @@
  * The rest of the KV engine over real HTTP: list, metadata, delete, undelete, destroy, pruning,
  * and what `cas` means after a delete.
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
@@ -142,6 +144,24 @@ describe('delete, undelete, destroy', () => {
       ['secret.delete', 'secret.destroy', 'secret.put', 'secret.undelete'].sort(),
     );
     expect(JSON.stringify(await svc.store.auditEvents(100))).not.toContain('k-v1');
+  });
+});
+
+describe('reads fail closed', () => {
+  it('never returns a value whose read could not be audited', async () => {
+    await putN('k', 1);
+    const admin = new Database(join(svc.dataDir, 'identity.sqlite'));
+    admin.exec(
+      "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit down'); END;",
+    );
+    admin.close();
+    const res = await call('/secrets/get', { name: 'k' });
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    expect(res.text).not.toContain('k-v1');
+    const resolved = await call('/secrets/resolve', { refs: ['agentpack.secret://agent-a/k'] });
+    expect(resolved.status).toBe(500);
+    expect(resolved.text).not.toContain('k-v1');
   });
 });
 

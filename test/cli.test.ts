@@ -18,8 +18,14 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openKmsKeyring } from '../functions/src/adapters/kms-keyring.js';
+import { localKeyring } from '../functions/src/adapters/local-keyring.js';
+import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
+import { openValue, recordAad, sealValue } from '../functions/src/core/envelope.js';
+import type { Keyring } from '../functions/src/ports/keyring.js';
 import { loadPinnedKeys } from '../functions/src/tokens/pinned-keys.js';
 import { createTokenVerifier } from '../functions/src/tokens/verify.js';
+import { startFakeKms, type FakeKms } from './helpers/fake-kms.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -87,6 +93,7 @@ describe('help', () => {
       expect(res.code).toBe(0);
       expect(res.stdout).toContain('agentpack-identity keys generate --out FILE');
       expect(res.stdout).toContain('agentpack-identity token mint --key FILE --sub AGENT');
+      expect(res.stdout).toContain('agentpack-identity secrets rewrap [--data-dir DIR]');
       expect(res.stderr).toBe('');
     }
   });
@@ -97,6 +104,8 @@ describe('help', () => {
     [['token', '--help'], 'token mint --key FILE'],
     [['token', 'mint', '--help'], '--register URL'],
     [['token', 'mint', '--sub', 'x', '-h'], '--scope LIST'],
+    [['secrets', '--help'], 'secrets rewrap [--data-dir DIR]'],
+    [['secrets', 'rewrap', '--help'], '--after ID'],
   ])('%j prints that command’s help and exits 0', async (args, text) => {
     const res = await cli(args);
     expect(res.code).toBe(0);
@@ -130,6 +139,13 @@ describe('bad command lines exit 2 with one line on stderr', () => {
       ['token', 'mint', '--key', 'k', '--sub', 'agent-a', '--scope', 'secrets/get', '--ttl', '5m'],
       /--ttl/,
     ],
+    [['secrets'], /secrets: missing command/],
+    [['secrets', 'purge'], /secrets: unknown command "purge"/],
+    [['secrets', 'rewrap', '--batch', '0'], /--batch must be a whole number from 1 to 1000/],
+    [['secrets', 'rewrap', '--batch', 'ten'], /--batch must be/],
+    [['secrets', 'rewrap', '--batch', '1001'], /--batch must be/],
+    [['secrets', 'rewrap', '--after', ''], /--after is empty/],
+    [['secrets', 'rewrap', '--bogus', '1'], /--bogus/],
   ])('%j', async (args, message) => {
     const res = await cli(args);
     expect(res.code).toBe(2);
@@ -432,6 +448,144 @@ describe('token mint --register', () => {
     expect(res.stdout).toBe('');
     expect(res.stderr).toMatch(ONE_LINE);
     expect(res.stderr).toMatch(/registration failed: cannot reach .*ECONNREFUSED/);
+  });
+});
+
+describe('secrets rewrap', () => {
+  let kms: FakeKms;
+  let keyring: Keyring & { close(): Promise<void> };
+  let kmsEnv: Record<string, string>;
+  beforeAll(async () => {
+    kms = await startFakeKms();
+    keyring = await openKmsKeyring({
+      keyName: kms.keyName,
+      apiEndpoint: '127.0.0.1',
+      port: kms.port,
+      insecure: true,
+    });
+    kmsEnv = {
+      AGENTPACK_KMS_KEY: kms.keyName,
+      AGENTPACK_KMS_ENDPOINT: `127.0.0.1:${kms.port}`,
+      AGENTPACK_KMS_INSECURE: 'true',
+    };
+  });
+  afterAll(async () => {
+    await keyring?.close();
+    await kms?.stop();
+  });
+
+  const VALUES = ['sk-one', 'sk-two', 'sk-three'];
+
+  /** A data dir whose store holds three versions sealed under `ring`. */
+  async function dataDirWith(name: string, ring: Keyring): Promise<string> {
+    const dir = join(tmp.dir, name);
+    const store = openSqliteStore({ file: join(dir, 'identity.sqlite') });
+    try {
+      for (const [i, value] of VALUES.entries()) {
+        const version = i + 1;
+        const sealed = await sealValue(ring, value, recordAad('agent-a', 'api_key', version));
+        await store.transact(async (tx) =>
+          tx.set('secret_versions', `agent-a:api_key:${version}`, {
+            agent_id: 'agent-a',
+            name: 'api_key',
+            version,
+            created_at: '2026-01-01T00:00:00.000Z',
+            ...sealed,
+          }),
+        );
+      }
+    } finally {
+      await store.close();
+    }
+    return dir;
+  }
+
+  it('rewraps under the new primary with no bridge key, prints one JSON line, then finds nothing to do', async () => {
+    const dir = await dataDirWith('rewrap-kms', keyring);
+    const newRef = kms.rotate();
+    const first = await cli(['secrets', 'rewrap', '--data-dir', dir, '--batch', '2'], kmsEnv);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^\{[^\n]*\}\n$/);
+    expect(JSON.parse(first.stdout)).toEqual({
+      scanned: 3,
+      rewrapped: 3,
+      skipped: 0,
+      last_id: 'agent-a:api_key:3',
+    });
+    const second = await cli(['secrets', 'rewrap'], { ...kmsEnv, AGENTPACK_DATA_DIR: dir });
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ rewrapped: 0, skipped: 3 });
+    const resumed = await cli(
+      ['secrets', 'rewrap', '--data-dir', dir, '--after', 'agent-a:api_key:2'],
+      kmsEnv,
+    );
+    expect(JSON.parse(resumed.stdout)).toEqual({
+      scanned: 1,
+      rewrapped: 0,
+      skipped: 1,
+      last_id: 'agent-a:api_key:3',
+    });
+
+    const store = openSqliteStore({ file: join(dir, 'identity.sqlite') });
+    try {
+      const docs = await store.scan('secret_versions', null, 10);
+      expect(docs.map((d) => d.doc.kek_ref)).toEqual([newRef, newRef, newRef]);
+      for (const { doc } of docs) {
+        const value = await openValue(keyring, doc, recordAad('agent-a', 'api_key', doc.version));
+        expect(value).toBe(VALUES[doc.version - 1]);
+      }
+      const events = (await store.auditEvents(100)).filter((e) => e.action === 'secret.rewrap');
+      expect(events).toHaveLength(3);
+      expect(events[0]!.actor).toEqual({ kind: 'maintenance' });
+    } finally {
+      await store.close();
+    }
+    for (const out of [first, second, resumed]) {
+      for (const value of VALUES) expect(out.stdout + out.stderr).not.toContain(value);
+    }
+  });
+
+  it('with the local key file, finds every version already under it', async () => {
+    const dir = join(tmp.dir, 'rewrap-local');
+    mkdirSync(dir, { recursive: true });
+    const kek = Buffer.alloc(32, 9);
+    writeFileSync(join(dir, 'secrets-kek'), `${kek.toString('base64url')}\n`, { mode: 0o600 });
+    await dataDirWith('rewrap-local', localKeyring(kek));
+    const res = await cli(['secrets', 'rewrap', '--data-dir', dir]);
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual({
+      scanned: 3,
+      rewrapped: 0,
+      skipped: 3,
+      last_id: 'agent-a:api_key:3',
+    });
+  });
+
+  it('stops with how far it got and one line on stderr when a data key is not under the configured key', async () => {
+    const dir = await dataDirWith('rewrap-mismatch', localKeyring(Buffer.alloc(32, 3)));
+    const res = await cli(['secrets', 'rewrap', '--data-dir', dir], kmsEnv);
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stdout)).toEqual({ scanned: 0, rewrapped: 0, skipped: 0, last_id: null });
+    expect(res.stderr).toMatch(ONE_LINE);
+    expect(res.stderr).toMatch(
+      /rewrap stopped at agent-a:api_key:1: data key was wrapped by local:[0-9a-f]{16}, which is not a version of the configured key/,
+    );
+  });
+
+  it('refuses a data dir with no store, creating nothing, and a bad KMS key name', async () => {
+    const missing = join(tmp.dir, 'no-such-dir');
+    const res = await cli(['secrets', 'rewrap', '--data-dir', missing]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(ONE_LINE);
+    expect(res.stderr).toContain(`no store in ${missing}`);
+    expect(existsSync(missing)).toBe(false);
+    const bad = await cli(['secrets', 'rewrap', '--data-dir', missing], {
+      AGENTPACK_KMS_KEY: 'projects/p/keyRings/r',
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(ONE_LINE);
+    expect(bad.stderr).toContain('AGENTPACK_KMS_KEY must be projects/');
   });
 });
 

@@ -146,6 +146,18 @@ describe.each(factories)('store contract: $name', (factory) => {
     await store.close();
   });
 
+  it('appends read audits, concurrent ones included, and resolves only once they are stored', async () => {
+    const store = await factory.open();
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => store.appendAudit([event(`agent-${i}`)])),
+    );
+    const stored = await store.auditEvents(100);
+    expect(stored.map((e) => e.target.agent_id).sort()).toEqual(
+      Array.from({ length: 12 }, (_, i) => `agent-${i}`).sort(),
+    );
+    await store.close();
+  });
+
   it('commits nothing, audit included, when the transaction throws', async () => {
     const store = await factory.open();
     await expect(
@@ -202,6 +214,20 @@ describe.each(factories)('store contract: $name', (factory) => {
 });
 
 describe('sqlite store specifics', () => {
+  it('rejects a read audit that cannot be stored, so the read can fail closed', async () => {
+    const tmp = tempDir();
+    const file = `${tmp.dir}/s.sqlite`;
+    const store = openSqliteStore({ file });
+    const admin = new Database(file);
+    admin.exec(
+      "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit down'); END;",
+    );
+    admin.close();
+    await expect(store.appendAudit([event('a1')])).rejects.toThrow('audit down');
+    await store.close();
+    tmp.remove();
+  });
+
   it('fails the change when the audit write fails (fail-closed audit)', async () => {
     const tmp = tempDir();
     const file = `${tmp.dir}/s.sqlite`;

@@ -4,7 +4,7 @@
  * transport.
  */
 import { join } from 'node:path';
-import type { Config } from './config/config.js';
+import type { Config, StorageConfig } from './config/config.js';
 import { createHandler, type Handler } from './http/handler.js';
 import { systemClock, type Clock } from './ports/clock.js';
 import type { Logger } from './ports/logger.js';
@@ -26,13 +26,16 @@ export function sqliteFile(dataDir: string): string {
 }
 
 /** Opens the configured store. Adapters load lazily: each mode imports only its own driver. */
-export async function openStore(config: Config): Promise<Store> {
+export async function openStore(config: StorageConfig): Promise<Store> {
   if (config.store === 'firestore') {
     const { openFirestoreStore } = await import('./adapters/firestore-store.js');
     return openFirestoreStore();
   }
   const { openSqliteStore } = await import('./adapters/sqlite-store.js');
-  return openSqliteStore({ file: sqliteFile(config.dataDir) });
+  return openSqliteStore({
+    file: sqliteFile(config.dataDir),
+    synchronous: config.sqliteSynchronous,
+  });
 }
 
 /** The secrets key-encryption key file inside the data dir (embedded mode). */
@@ -40,18 +43,36 @@ export function kekFile(dataDir: string): string {
   return join(dataDir, 'secrets-kek');
 }
 
+/** A keyring opened from the configuration; `close()` releases its connection (if any). */
+export interface OpenedKeyring extends Keyring {
+  close(): Promise<void>;
+}
+
 /**
- * The keyring for secrets: the KEK from the environment (Secret Manager on Cloud Functions), or
- * the key file in the data dir. The file is created only while the store holds no secret, so a
- * lost key file fails loudly instead of being silently replaced over existing data.
+ * The keyring for secrets: Cloud KMS when `AGENTPACK_KMS_KEY` is set (production), else the KEK
+ * from the environment (emulators), else the key file in the data dir. The file is created only
+ * while the store holds no secret, so a lost key file fails loudly instead of being silently
+ * replaced over existing data. The KMS client is imported only in the KMS case (cold start).
  */
-export async function openKeyring(config: Config, store: Store): Promise<Keyring> {
-  if (config.secretsKek !== null)
-    return localKeyring(parseKek(config.secretsKek, 'AGENTPACK_SECRETS_KEK'));
-  if (config.store !== 'sqlite') {
-    throw new Error('AGENTPACK_SECRETS_KEK is required with the firestore store');
+export async function openKeyring(config: StorageConfig, store: Store): Promise<OpenedKeyring> {
+  if (config.kms !== null) {
+    const { openKmsKeyring } = await import('./adapters/kms-keyring.js');
+    const { keyName, endpoint, insecure } = config.kms;
+    return openKmsKeyring({
+      keyName,
+      ...(endpoint === null ? {} : { apiEndpoint: endpoint.host, port: endpoint.port }),
+      insecure,
+    });
   }
-  return localKeyring(loadKekFile(kekFile(config.dataDir), await store.isEmpty('secret_versions')));
+  const local = (kek: Buffer): OpenedKeyring => ({ ...localKeyring(kek), close: async () => {} });
+  if (config.secretsKek !== null)
+    return local(parseKek(config.secretsKek, 'AGENTPACK_SECRETS_KEK'));
+  if (config.store !== 'sqlite') {
+    throw new Error(
+      'AGENTPACK_KMS_KEY (or AGENTPACK_SECRETS_KEK) is required with the firestore store',
+    );
+  }
+  return local(loadKekFile(kekFile(config.dataDir), await store.isEmpty('secret_versions')));
 }
 
 /**
@@ -67,8 +88,10 @@ export async function createApp(options: {
 }): Promise<App> {
   const { config } = options;
   const store = options.store ?? (await openStore(config));
+  let opened: OpenedKeyring | null = null;
   try {
     const keys = config.capabilityKeys === null ? null : loadPinnedKeys(config.capabilityKeys);
+    const keyring = options.keyring ?? (opened = await openKeyring(config, store));
     const handler = createHandler({
       store,
       clock: options.clock ?? systemClock,
@@ -83,13 +106,22 @@ export async function createApp(options: {
               audience: config.audience,
               maxTtlSeconds: config.capabilityMaxTtlSeconds,
             }),
-      keyring: options.keyring ?? (await openKeyring(config, store)),
+      keyring,
       issuer: config.issuer,
       audience: config.audience,
       jwks: keys === null ? { keys: [] } : publicJwks(keys),
     });
-    return { handler, store, close: () => store.close() };
+    const keyringOpened = opened;
+    return {
+      handler,
+      store,
+      async close() {
+        await keyringOpened?.close();
+        await store.close();
+      },
+    };
   } catch (error) {
+    await opened?.close();
     await store.close();
     throw error;
   }

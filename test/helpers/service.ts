@@ -7,6 +7,7 @@ import { createApp } from '../../functions/src/app.js';
 import { loadConfig } from '../../functions/src/config/config.js';
 import { startServer } from '../../functions/src/local/server.js';
 import type { Clock } from '../../functions/src/ports/clock.js';
+import type { Keyring } from '../../functions/src/ports/keyring.js';
 import type { Store } from '../../functions/src/ports/store.js';
 import { capturingLogger } from './logs.js';
 import { tempDir } from './temp-dir.js';
@@ -39,7 +40,7 @@ export interface TestService {
 }
 
 export async function startTestService(
-  options: { clock?: Clock; store?: Store } = {},
+  options: { clock?: Clock; store?: Store; keyring?: Keyring } = {},
 ): Promise<TestService> {
   const tmp = tempDir();
   const { logger, lines } = capturingLogger();
@@ -56,6 +57,7 @@ export async function startTestService(
     logger,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
   });
   const { server, url } = await startServer(app.handler, logger, { port: 0, host: '127.0.0.1' });
   const responses: string[] = [];

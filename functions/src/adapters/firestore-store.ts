@@ -78,6 +78,11 @@ export function firestoreStore(db: Firestore): Store {
       const snap = await db.collection(collection).where(field, '==', value).limit(limit).get();
       return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[typeof collection] }));
     },
+    async appendAudit(events) {
+      const batch = db.batch();
+      for (const event of events) batch.set(db.collection(AUDIT_COLLECTION).doc(), event);
+      await batch.commit();
+    },
     transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       return db.runTransaction(async (t) => {
         const tx = new FirestoreTx(db, t);

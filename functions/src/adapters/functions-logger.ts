@@ -1,5 +1,5 @@
 /** The Cloud Functions logger: structured entries in Cloud Logging. */
-import { logger } from 'firebase-functions';
+import * as logger from 'firebase-functions/logger';
 import type { Logger } from '../ports/logger.js';
 
 export const functionsLogger: Logger = {

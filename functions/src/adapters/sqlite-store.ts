@@ -1,13 +1,14 @@
 /**
- * The embedded store: SQLite through better-sqlite3, one file, WAL mode, `synchronous=FULL`
- * so an acknowledged write survives a killed process (and a power cut).
+ * The embedded store: SQLite through better-sqlite3, one file, WAL mode. With the default
+ * `synchronous=NORMAL` an acknowledged write survives a killed process (the WAL frame is in the
+ * OS before the commit returns); `synchronous: 'full'` also survives a power cut, at the cost of
+ * an fsync per commit.
  *
  * Each collection is a table of JSON documents keyed by id, with an expression index per
  * queryable field. Transactions are serialized by an in-process queue on the writer connection
  * (`BEGIN IMMEDIATE`, so another process cannot interleave either); reads outside transactions
  * use a second connection, so they see committed data only, never a transaction in flight.
  */
-import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -30,7 +31,7 @@ const COLLECTIONS = Object.keys(INDEXED_FIELDS) as CollectionName[];
 function migrate(db: Db): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS audit_events (
-      id TEXT PRIMARY KEY,
+      seq INTEGER PRIMARY KEY,
       at TEXT NOT NULL,
       data TEXT NOT NULL
     ) STRICT;
@@ -125,6 +126,8 @@ class SqliteTx implements Tx {
 export interface SqliteStoreOptions {
   /** The database file; its folder is created if missing. */
   file: string;
+  /** `normal` (default): durable across a killed process; `full`: also across power loss. */
+  synchronous?: 'normal' | 'full';
 }
 
 /** Opens (and migrates) the embedded store. */
@@ -134,7 +137,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   closeSync(openSync(options.file, 'a', 0o600));
   const writer = new Database(options.file);
   writer.pragma('journal_mode = WAL');
-  writer.pragma('synchronous = FULL');
+  writer.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   writer.pragma('busy_timeout = 5000');
   migrate(writer);
   const readerDb = new Database(options.file, { readonly: true });
@@ -142,7 +145,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   const reader = new SqliteReader(readerDb);
   const txReader = new SqliteReader(writer);
 
-  const insertAudit = writer.prepare('INSERT INTO audit_events (id, at, data) VALUES (?, ?, ?)');
+  // Append-only, keyed by rowid: an insert touches only the table's last page.
+  const insertAudit = writer.prepare('INSERT INTO audit_events (at, data) VALUES (?, ?)');
   const setStmts = new Map<string, Database.Statement>();
   const deleteStmts = new Map<string, Database.Statement>();
   for (const c of COLLECTIONS) {
@@ -167,7 +171,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         if (w.op === 'set') setStmts.get(w.collection)!.run(w.id, w.data);
         else deleteStmts.get(w.collection)!.run(w.id);
       }
-      for (const event of tx.events) insertAudit.run(randomUUID(), event.at, JSON.stringify(event));
+      for (const event of tx.events) insertAudit.run(event.at, JSON.stringify(event));
       commit.run();
       return result;
     } catch (error) {
@@ -176,8 +180,39 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     }
   }
 
+  // Group commit of read audits: appends that arrive while the queue is busy share one
+  // transaction, so concurrent reads pay for one commit instead of one each.
+  let pendingAudit: Array<{ events: readonly AuditEvent[]; done: (e?: unknown) => void }> = [];
+  let auditScheduled = false;
+  function flushAudit(): void {
+    const batch = pendingAudit;
+    pendingAudit = [];
+    auditScheduled = false;
+    try {
+      writer.transaction(() => {
+        for (const { events } of batch) {
+          for (const event of events) insertAudit.run(event.at, JSON.stringify(event));
+        }
+      })();
+      for (const { done } of batch) done();
+    } catch (error) {
+      for (const { done } of batch) done(error);
+    }
+  }
+
   return {
     kind: 'sqlite',
+    appendAudit(events) {
+      if (closed) return Promise.reject(new Error('the store is closed'));
+      return new Promise<void>((resolve, reject) => {
+        pendingAudit.push({ events, done: (e) => (e === undefined ? resolve() : reject(e)) });
+        if (!auditScheduled) {
+          auditScheduled = true;
+          const run = queue.then(flushAudit);
+          queue = run.catch(() => undefined);
+        }
+      });
+    },
     get: (collection, id) => reader.get(collection, id),
     find: (collection, field, value, limit) => reader.find(collection, field, value, limit),
     transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -199,7 +234,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     async auditEvents(limit: number): Promise<AuditEvent[]> {
       const rows = readerDb
-        .prepare('SELECT data FROM audit_events ORDER BY at, rowid LIMIT ?')
+        .prepare('SELECT data FROM audit_events ORDER BY seq LIMIT ?')
         .pluck()
         .all(limit) as string[];
       return rows.map((r) => JSON.parse(r) as AuditEvent);

@@ -1,13 +1,15 @@
 /**
  * The operator CLI, `agentpack-identity` (the package's bin): generates the Ed25519 key that
  * signs capability tokens and mints tokens with it, optionally recording each in the service's
- * token ledger. The private key stays in the operator's file; nothing here prints it.
+ * token ledger, and runs maintenance on the store (`secrets rewrap`). The private key stays in
+ * the operator's file; nothing here prints it, nor any secret or data key.
  *
  * Exit codes: 0 done, 1 the command failed (bad key file, refused value, registration refused),
  * 2 the command line itself is wrong (unknown command or option, missing option).
  */
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { StorageConfig } from '../config/config.js';
 import { generateSigningKey, mintCapabilityToken, type MintedToken } from '../tokens/mint.js';
 
 /** Where the CLI writes, what environment it reads and what time it is: injected for tests. */
@@ -43,10 +45,12 @@ usage:
   ${NAME} keys generate --out FILE [--kid KID]
   ${NAME} token mint --key FILE --sub AGENT --scope RPC[,RPC...] [--ttl SECONDS]
       [--iss ISSUER] [--aud AUDIENCE] [--register URL]
+  ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
 
 commands:
   keys generate   write a new Ed25519 signing key (private JWK, mode 0600), print its public JWK
   token mint      sign a capability token with that key and print it
+  secrets rewrap  re-wrap the data keys of stored secrets under the current primary key
 
 Run "${NAME} COMMAND --help" for a command's options.
 Exit codes: 0 done, 1 the command failed, 2 bad command line.
@@ -91,6 +95,30 @@ options:
                    the bridge key from $AGENTPACK_BRIDGE_KEY (or the first of
                    $AGENTPACK_BRIDGE_KEYS). The token is printed only once the service answers
                    201. Plain http is allowed to loopback addresses only.
+  -h, --help       this help
+`,
+  secrets: `usage: ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
+
+Run "${NAME} secrets rewrap --help" for details.
+`,
+  secretsRewrap: `usage: ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
+
+Re-wraps the data key of every stored secret version that is not under the current primary
+key-encryption key (after a Cloud KMS key rotation), without touching the encrypted values.
+Each rewrap is audited. Safe to run twice (the second run rewraps nothing) and resumable.
+Opens the same store and keyring as the server from the environment: AGENTPACK_STORE (default
+sqlite), AGENTPACK_DATA_DIR, AGENTPACK_KMS_KEY (+ AGENTPACK_KMS_ENDPOINT, AGENTPACK_KMS_INSECURE)
+or AGENTPACK_SECRETS_KEK or the data dir's key file. No bridge key is needed. With Cloud KMS,
+the credentials also need cloudkms.cryptoKeys.get on the key (to read its primary version).
+
+Prints one line of JSON: {"scanned", "rewrapped", "skipped", "last_id"}. If it stops on an
+error, it prints how far it got the same way, the reason on stderr, and exits 1: run it again
+with --after LAST_ID to resume (or without, to start over: done versions are skipped).
+
+options:
+  --data-dir DIR   the embedded store's directory (default: $AGENTPACK_DATA_DIR, else ./.data)
+  --batch N        versions read per batch (default 100, at most 1000)
+  --after ID       resume after this version id (a previous run's last_id)
   -h, --help       this help
 `,
 } as const;
@@ -293,6 +321,58 @@ async function tokenMint(args: readonly string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+async function secretsRewrap(args: readonly string[], io: CliIo): Promise<number> {
+  const opts = parseOptions(args, ['data-dir', 'batch', 'after']);
+  const batchText = opts.batch ?? '100';
+  if (!/^[0-9]{1,4}$/.test(batchText) || Number(batchText) < 1 || Number(batchText) > 1000) {
+    throw usage('--batch must be a whole number from 1 to 1000');
+  }
+  if (opts.after === '') throw usage('--after is empty');
+  // Loaded here, not at the top: the token commands need none of the store or keyring code.
+  const { loadStorageConfig } = await import('../config/config.js');
+  const { openKeyring, openStore, sqliteFile } = await import('../app.js');
+  const { rewrapSecrets, RewrapStopped } = await import('../core/rewrap.js');
+  const { systemClock } = await import('../ports/clock.js');
+  const env =
+    opts['data-dir'] === undefined ? io.env : { ...io.env, AGENTPACK_DATA_DIR: opts['data-dir'] };
+  let config: StorageConfig;
+  try {
+    config = loadStorageConfig(env, { store: 'sqlite' });
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  // Policy: maintenance never creates a store (or its key file) where none was: a mistyped
+  // directory must fail, not report an empty success.
+  if (config.store === 'sqlite' && !existsSync(sqliteFile(config.dataDir))) {
+    throw new CliError(`no store in ${config.dataDir} (${sqliteFile(config.dataDir)} is missing)`);
+  }
+  const store = await openStore(config);
+  try {
+    const keyring = await openKeyring(config, store);
+    try {
+      const summary = await rewrapSecrets({
+        store,
+        keyring,
+        clock: io.now === undefined ? systemClock : { now: io.now },
+        batchSize: Number(batchText),
+        after: opts.after ?? null,
+      });
+      io.stdout(`${JSON.stringify(summary)}\n`);
+      return 0;
+    } catch (error) {
+      if (!(error instanceof RewrapStopped)) throw error;
+      io.stdout(`${JSON.stringify(error.summary)}\n`);
+      const resume =
+        error.summary.last_id === null ? '' : `; resume with --after ${error.summary.last_id}`;
+      throw new CliError(`${error.message}${resume}`);
+    } finally {
+      await keyring.close();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
 /**
  * Runs the CLI on `argv` (the arguments after the program name) and resolves with the exit
  * code. Never throws: a failure is written to `io.stderr` as one line.
@@ -332,6 +412,17 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         return help(io, HELP.token);
       }
       throw usage(`token: unknown command "${action}" (try "token mint")`);
+    }
+    if (group === 'secrets') {
+      if (action === 'rewrap') {
+        if (wantsHelp(rest)) return help(io, HELP.secretsRewrap);
+        return await secretsRewrap(rest, io);
+      }
+      if (action === undefined || action === '--help' || action === '-h') {
+        if (action === undefined) throw usage('secrets: missing command (try "secrets rewrap")');
+        return help(io, HELP.secrets);
+      }
+      throw usage(`secrets: unknown command "${action}" (try "secrets rewrap")`);
     }
     throw usage(`unknown command "${group}" (try "${NAME} --help")`);
   } catch (error) {

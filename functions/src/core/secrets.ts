@@ -212,8 +212,8 @@ export class SecretReadError extends Error {
 }
 
 /**
- * Reads several versions in one transaction, all or nothing, auditing each read in it; then
- * decrypts. Authorization is the caller's job: this only reads what it is told to.
+ * Reads several versions, all or nothing, records each read in the audit, then decrypts.
+ * Authorization is the caller's job: this only reads what it is told to.
  */
 export async function readVersions(
   deps: SecretsDeps,
@@ -221,27 +221,36 @@ export async function readVersions(
   action: 'secret.get' | 'secret.resolve',
   reads: readonly SecretRead[],
 ): Promise<Array<{ version: number; value: string; created_at: string }>> {
-  const docs = await deps.store.transact(async (tx) => {
-    const found: SecretVersionDoc[] = [];
-    for (const [index, read] of reads.entries()) {
-      const meta = await tx.get('secrets', secretId(read.agent_id, read.name));
-      const version = read.version ?? meta?.current_version;
-      const reason = unavailable(meta, version);
-      const doc =
-        reason === null
-          ? await tx.get('secret_versions', versionId(read.agent_id, read.name, version!))
-          : null;
-      if (doc === null) {
-        if (action === 'secret.get')
-          throw notFound(read.name, read.version ?? version, reason ?? 'not_found');
-        throw new SecretReadError(index, reason ?? 'not_found', read.version ?? version);
+  // Reads change nothing, so they need no write transaction: read committed state, then record
+  // every read (fail closed: no value leaves unless its audit row is committed).
+  const docs: SecretVersionDoc[] = [];
+  for (const [index, read] of reads.entries()) {
+    const meta = await deps.store.get('secrets', secretId(read.agent_id, read.name));
+    const version = read.version ?? meta?.current_version;
+    const reason = unavailable(meta, version);
+    const doc =
+      reason === null
+        ? await deps.store.get('secret_versions', versionId(read.agent_id, read.name, version!))
+        : null;
+    if (doc === null) {
+      // A version destroyed or pruned between the two reads is simply gone: not_found.
+      if (action === 'secret.get') {
+        throw notFound(read.name, read.version ?? version, reason ?? 'not_found');
       }
-      found.push(doc);
+      throw new SecretReadError(index, reason ?? 'not_found', read.version ?? version);
     }
-    for (const doc of found)
-      audit(tx, deps, principal, action, doc.agent_id, doc.name, doc.version);
-    return found;
-  });
+    docs.push(doc);
+  }
+  const at = rfc3339(deps.clock.now());
+  await deps.store.appendAudit(
+    docs.map((doc) => ({
+      category: 'secrets',
+      action,
+      actor: actorOf(principal),
+      target: { agent_id: doc.agent_id, secret: doc.name, version: doc.version },
+      at,
+    })),
+  );
   return Promise.all(
     docs.map(async (doc) => ({
       version: doc.version,

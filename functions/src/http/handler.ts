@@ -130,7 +130,16 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
       const result = await route.run(deps, principal, parsed.data);
       return { status: route.status, headers: { ...BASE_HEADERS, ...route.headers }, body: result };
     } catch (error) {
-      if (error instanceof ApiError) return errorResponse(error);
+      if (error instanceof ApiError) {
+        // A dependency outage (503) leaves a trace for operators; the caller gets the code only.
+        if (error.status >= 500) {
+          deps.logger.error('request.unavailable', {
+            path: route?.path ?? 'unknown',
+            code: error.code,
+          });
+        }
+        return errorResponse(error);
+      }
       deps.logger.error('request.failed', {
         path: route?.path ?? 'unknown',
         error: error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',

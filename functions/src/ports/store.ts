@@ -171,6 +171,12 @@ export interface Tx extends StoreReader {
 export interface Store extends StoreReader {
   /** Which adapter this is, for logs and health. */
   readonly kind: 'sqlite' | 'firestore';
+  /**
+   * Appends audit events of reads (which change nothing else) and resolves once they are
+   * committed; rejects if they cannot be, so the caller can fail closed (never return a value
+   * whose read was not recorded). Adapters may commit concurrent appends together.
+   */
+  appendAudit(events: readonly AuditEvent[]): Promise<void>;
   /** Runs `fn` in a transaction and commits its writes and audit events atomically. */
   transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
