@@ -16,7 +16,13 @@ describe('settings', () => {
     expect(res.status).toBe(200);
     const byKey = Object.fromEntries(res.body.settings.map((s: any) => [s.key, s]));
     expect(Object.keys(byKey).sort()).toEqual(
-      ['delegation.max_ttl_seconds', 'device_key.max_ttl_seconds', 'secrets.max_versions'].sort(),
+      [
+        'delegation.max_ttl_seconds',
+        'device_key.max_ttl_seconds',
+        'secrets.max_versions',
+        'secrets.require_sealed',
+        'device.require_signed_requests',
+      ].sort(),
     );
     expect(byKey['delegation.max_ttl_seconds']).toMatchObject({ value: 3600, default: 3600 });
     expect(byKey['secrets.max_versions']).toMatchObject({ value: 10, default: 10 });
@@ -73,6 +79,8 @@ describe('settings', () => {
     [{ key: 'secrets.max_versions', value: 2.5 }],
     [{ key: 'delegation.max_ttl_seconds', value: 10 ** 9 }],
     [{ key: 'secrets.max_versions' }],
+    [{ key: 'secrets.require_sealed', value: 'true' }],
+    [{ key: 'device.require_signed_requests', value: 1 }],
     [{ key: 'secrets.max_versions', value: 5, extra: true }],
   ])('refuses %j with 400 and changes nothing', async (body) => {
     const res = await svc.post('/settings/set', body, svc.bridge);

@@ -14,6 +14,7 @@ import type { HttpRequest } from '../functions/src/http/types.js';
 import type { Store } from '../functions/src/ports/store.js';
 import type { Route } from '../functions/src/routes/route.js';
 import { ROUTES } from '../functions/src/routes/table.js';
+import { parseScopeEntry } from '../functions/src/core/scope.js';
 import { manualClock } from './helpers/clock.js';
 import { capturingLogger } from './helpers/logs.js';
 import { localKeyring } from '../functions/src/adapters/local-keyring.js';
@@ -70,7 +71,9 @@ afterAll(async () => {
 
 const DELEGATION_ID = 'dg_AAAAAAAAAAAAAAAAAAAAAA';
 /** Every RPC, so that scope never decides here: only the route policy does. */
-const ALL_SCOPE = ROUTES.filter((r) => r.policy !== 'public').map((r) => r.rpc);
+const ALL_SCOPE = ROUTES.filter((r) => Array.isArray(r.policy))
+  .map((r) => r.rpc)
+  .filter((rpc) => parseScopeEntry(rpc) !== null);
 const clock = manualClock();
 const token = mintTestToken({ sub: 'agent-a', scope: ALL_SCOPE, nowMs: clock.now() });
 
@@ -109,6 +112,15 @@ const VALID_BODIES: Record<string, unknown> = {
   '/secrets/resolve': { refs: ['agentpack.secret://agent-a/n'] },
   '/tokens/register': { jti: 'j', sub: 'agent-a', scope: ['agents/get'], iat: 1, exp: 2, kid: 'k' },
   '/settings/set': { key: 'secrets.max_versions', value: 5 },
+  '/device/enrollments/create': { agent_id: 'agent-a' },
+  '/attestations/verify': {
+    key_id: 'dk_AAAAAAAAAAAAAAAA',
+    job_id: 'j',
+    input_sha256: 'a'.repeat(64),
+    output_sha256: 'b'.repeat(64),
+    rc: 0,
+    signature: 'x',
+  },
 };
 
 function request(route: Route, headers: Record<string, string[]>): HttpRequest {
@@ -151,6 +163,10 @@ describe('route table', () => {
         expect(route.method, route.path).toBe('GET');
         continue;
       }
+      if (route.policy === 'enrollment-code') {
+        expect(route.path).toBe('/device/enroll');
+        continue;
+      }
       expect(route.policy.length, route.path).toBeGreaterThan(0);
       for (const kind of route.policy) expect(CALLER_KINDS).toContain(kind);
     }
@@ -182,6 +198,9 @@ describe('route table', () => {
         'POST /secrets/destroy',
         'POST /secrets/resolve',
         'POST /tokens/register',
+        'POST /device/enrollments/create',
+        'POST /device/enroll',
+        'POST /attestations/verify',
         'POST /settings/list',
         'POST /settings/set',
         'GET /.well-known/agentpack-identity',
@@ -190,7 +209,9 @@ describe('route table', () => {
     );
   });
 
-  for (const route of ROUTES.filter((r) => r.policy !== 'public')) {
+  for (const route of ROUTES.filter(
+    (r) => r.policy !== 'public' && r.policy !== 'enrollment-code',
+  )) {
     const accepted = route.policy as readonly CallerKind[];
     it(`${route.path}: refuses a missing credential (401) without running the handler`, async () => {
       const { routes, ran } = spyRoutes();

@@ -7,7 +7,7 @@
  * (Firestore refuses a read after a write), retried by the SDK on contention, which is why a
  * transaction callback must be free of outside effects.
  */
-import { FieldPath, type Firestore, type Transaction } from 'firebase-admin/firestore';
+import { FieldPath, Timestamp, type Firestore, type Transaction } from 'firebase-admin/firestore';
 import type { AuditEvent } from '../core/audit.js';
 import type {
   CollectionName,
@@ -21,6 +21,25 @@ import type {
 /** The collection that receives audit events. */
 export const AUDIT_COLLECTION = 'audit_events';
 
+/**
+ * Collections whose documents expire: the named RFC 3339 field is also written as a
+ * Firestore Timestamp `ttl_at`, the field a TTL policy (firestore.indexes.json) deletes by.
+ */
+const TTL_FIELDS: Partial<Record<CollectionName, string>> = { request_nonces: 'expires_at' };
+
+function toStored(collection: CollectionName, doc: object): object {
+  const field = TTL_FIELDS[collection];
+  if (field === undefined) return doc;
+  const value = (doc as Record<string, unknown>)[field];
+  return typeof value === 'string' ? { ...doc, ttl_at: Timestamp.fromDate(new Date(value)) } : doc;
+}
+
+function fromStored<C extends CollectionName>(collection: C, data: unknown): Collections[C] {
+  if (TTL_FIELDS[collection] === undefined) return data as Collections[C];
+  const { ttl_at: _ttl, ...rest } = data as Record<string, unknown>;
+  return rest as unknown as Collections[C];
+}
+
 class FirestoreTx implements Tx {
   private readonly writes: Array<(t: Transaction) => void> = [];
 
@@ -31,7 +50,7 @@ class FirestoreTx implements Tx {
 
   async get<C extends CollectionName>(collection: C, id: string): Promise<Collections[C] | null> {
     const snap = await this.t.get(this.db.collection(collection).doc(id));
-    return snap.exists ? (snap.data() as Collections[C]) : null;
+    return snap.exists ? fromStored(collection, snap.data()) : null;
   }
 
   async find<C extends CollectionName>(
@@ -48,7 +67,7 @@ class FirestoreTx implements Tx {
 
   set<C extends CollectionName>(collection: C, id: string, doc: Collections[C]): void {
     const ref = this.db.collection(collection).doc(id);
-    this.writes.push((t) => t.set(ref, doc));
+    this.writes.push((t) => t.set(ref, toStored(collection, doc)));
   }
 
   delete(collection: CollectionName, id: string): void {
@@ -72,7 +91,7 @@ export function firestoreStore(db: Firestore): Store {
     kind: 'firestore',
     async get(collection, id) {
       const snap = await db.collection(collection).doc(id).get();
-      return snap.exists ? (snap.data() as Collections[typeof collection]) : null;
+      return snap.exists ? fromStored(collection, snap.data()) : null;
     },
     async find(collection, field, value, limit) {
       const snap = await db.collection(collection).where(field, '==', value).limit(limit).get();

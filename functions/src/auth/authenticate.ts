@@ -10,6 +10,13 @@ import { activateDelegation } from '../core/delegations.js';
 import { authenticateDeviceKey } from '../core/device-keys.js';
 import { ApiError } from '../core/errors.js';
 import type { AgentPrincipal, Principal } from '../core/principal.js';
+import {
+  checkSignedRequest,
+  SIGNATURE_HEADERS,
+  type SignatureParts,
+} from '../core/signed-requests.js';
+import { readSetting } from '../core/settings.js';
+import type { HttpRequest } from '../http/types.js';
 import type { Logger } from '../ports/logger.js';
 import type { TokenVerifier } from '../tokens/verify.js';
 import type { BridgeKeyring } from './bridge-keys.js';
@@ -33,7 +40,7 @@ export interface AuthDeps extends CoreDeps {
   logger: Logger;
 }
 
-type Headers = Readonly<Record<string, readonly string[] | undefined>>;
+type Headers = HttpRequest['headers'];
 
 /** Printable ASCII without spaces: anything else in a credential header is malformed. */
 const CREDENTIAL_VALUE = /^[\x21-\x7e]{1,512}$/;
@@ -77,7 +84,8 @@ export class Authenticator {
    * decides whether the route is public). Never caches a device key or a delegation: both are
    * read from the store on every request, so revocation and disabling hold from the next one.
    */
-  async authenticate(path: string, headers: Headers): Promise<Principal | null> {
+  async authenticate(request: HttpRequest): Promise<Principal | null> {
+    const { path, headers } = request;
     const bridge = this.single(path, headers, CREDENTIAL_HEADERS.bridge);
     const device = this.single(path, headers, CREDENTIAL_HEADERS.device);
     const bearer = this.single(path, headers, CREDENTIAL_HEADERS.bearer);
@@ -117,24 +125,49 @@ export class Authenticator {
       return { kind: 'bridge', bridge_key_id: id };
     }
     const principal =
-      device !== undefined ? await this.device(path, device) : await this.token(path, bearer!);
+      device !== undefined ? await this.device(request, device) : await this.token(path, bearer!);
     if (delegation === undefined) return principal;
     return this.delegated(path, principal, delegation);
   }
 
-  private async device(path: string, presented: string): Promise<AgentPrincipal> {
+  private async device(request: HttpRequest, presented: string): Promise<AgentPrincipal> {
+    const { path, headers } = request;
     if (!CREDENTIAL_VALUE.test(presented)) this.refuse(path, 'device', 'malformed');
     const result = await authenticateDeviceKey(this.deps, presented);
-    if (result.ok) return result.principal;
-    if (result.reason === 'agent_disabled') {
-      this.fail(
-        path,
-        'device',
-        result.reason,
-        new ApiError('permission_denied', 'the agent is disabled'),
-      );
+    if (!result.ok) {
+      if (result.reason === 'agent_disabled') {
+        this.fail(
+          path,
+          'device',
+          result.reason,
+          new ApiError('permission_denied', 'the agent is disabled'),
+        );
+      }
+      return this.refuse(path, 'device', result.reason);
     }
-    return this.refuse(path, 'device', result.reason);
+    const parts = {
+      timestamp: this.single(path, headers, SIGNATURE_HEADERS.timestamp),
+      nonce: this.single(path, headers, SIGNATURE_HEADERS.nonce),
+      signature: this.single(path, headers, SIGNATURE_HEADERS.signature),
+    };
+    const given = Object.values(parts).filter((v) => v !== undefined).length;
+    if (given > 0) {
+      if (given < 3) this.refuse(path, 'device', 'malformed_signature_headers');
+      const refusal = await checkSignedRequest(
+        this.deps,
+        result.doc,
+        request,
+        parts as SignatureParts,
+      );
+      if (refusal !== null) this.refuse(path, 'device', refusal);
+    } else if (
+      typeof result.doc.signing_public_key === 'string' &&
+      (await readSetting(this.deps.store, 'device.require_signed_requests'))
+    ) {
+      // Policy: an enrolled device's bearer key alone is useless once signatures are required.
+      this.refuse(path, 'device', 'signature_required');
+    }
+    return result.principal;
   }
 
   /**

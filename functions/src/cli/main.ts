@@ -4,12 +4,40 @@
  * token ledger, and runs maintenance on the store (`secrets rewrap`). The private key stays in
  * the operator's file; nothing here prints it, nor any secret or data key.
  *
+ * On an installed agent's machine, the `device` commands make and use an enrolled device: its
+ * two private keys (X25519 to open sealed secrets, Ed25519 to sign requests and attestations)
+ * and the device key it receives at enrollment live in one 0700 directory, each file 0600, and
+ * are never printed. Only `device request` prints a secret, when that is what it was asked for.
+ *
  * Exit codes: 0 done, 1 the command failed (bad key file, refused value, registration refused),
  * 2 the command line itself is wrong (unknown command or option, missing option).
  */
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isWellFormedDeviceKey } from '../auth/device-key-format.js';
 import type { StorageConfig } from '../config/config.js';
+import {
+  decodeRawKey,
+  deviceFingerprint,
+  ed25519PrivateKeyObject,
+  encodeRawKey,
+  generateDeviceKeys,
+  sealingPublicKeyOf,
+  signAttestation,
+  signingPublicKeyOf,
+  signRequest,
+  type AttestationFields,
+} from '../crypto/device-keys-format.js';
+import { openSealed } from '../crypto/sealed-box.js';
 import { generateSigningKey, mintCapabilityToken, type MintedToken } from '../tokens/mint.js';
 
 /** Where the CLI writes, what environment it reads and what time it is: injected for tests. */
@@ -25,6 +53,16 @@ const NAME = 'agentpack-identity';
 const DEFAULT_TTL_SECONDS = 300;
 const MAX_KEY_FILE_BYTES = 64 * 1024;
 const REGISTER_TIMEOUT_MS = 15_000;
+const REQUEST_TIMEOUT_MS = 15_000;
+
+/** The files of a device directory (`device keygen --out DIR`, `--keys DIR`). */
+const DEVICE_FILES = {
+  sealingKey: 'sealing.key',
+  signingKey: 'signing.key',
+  publicKeys: 'device.json',
+  deviceKey: 'device-key',
+  enrollment: 'enrollment.json',
+} as const;
 
 /** A failure with a one-line reason and an exit code. */
 class CliError extends Error {
@@ -39,18 +77,30 @@ class CliError extends Error {
 const usage = (message: string) => new CliError(message, 2);
 
 const HELP = {
-  top: `${NAME}: operator tooling for agentpack-identity capability tokens
+  top: `${NAME}: operator and device tooling for agentpack-identity
 
 usage:
   ${NAME} keys generate --out FILE [--kid KID]
   ${NAME} token mint --key FILE --sub AGENT --scope RPC[,RPC...] [--ttl SECONDS]
       [--iss ISSUER] [--aud AUDIENCE] [--register URL]
   ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
+  ${NAME} device keygen --out DIR
+  ${NAME} device enroll --url URL --code CODE --keys DIR [--label LABEL]
+  ${NAME} device request --url URL --keys DIR --path PATH [--body JSON] [--delegation ID]
+      [--seal]
+  ${NAME} device sign-attestation --keys DIR --job-id ID --input-sha256 H --output-sha256 H
+      --rc N
 
 commands:
-  keys generate   write a new Ed25519 signing key (private JWK, mode 0600), print its public JWK
-  token mint      sign a capability token with that key and print it
-  secrets rewrap  re-wrap the data keys of stored secrets under the current primary key
+  keys generate            write a new Ed25519 signing key (private JWK, mode 0600), print its
+                           public JWK
+  token mint               sign a capability token with that key and print it
+  secrets rewrap           re-wrap the data keys of stored secrets under the current primary key
+  device keygen            make a device's two private keys, print its public keys and
+                           fingerprint
+  device enroll            enroll the device with a one-time code, store its device key
+  device request           send a request signed by the device, open sealed secrets
+  device sign-attestation  sign a job attestation with the device's signing key
 
 Run "${NAME} COMMAND --help" for a command's options.
 Exit codes: 0 done, 1 the command failed, 2 bad command line.
@@ -121,34 +171,112 @@ options:
   --after ID       resume after this version id (a previous run's last_id)
   -h, --help       this help
 `,
+  device: `usage: ${NAME} device keygen --out DIR
+       ${NAME} device enroll --url URL --code CODE --keys DIR [--label LABEL]
+       ${NAME} device request --url URL --keys DIR --path PATH [--body JSON]
+           [--delegation ID] [--seal]
+       ${NAME} device sign-attestation --keys DIR --job-id ID --input-sha256 H
+           --output-sha256 H --rc N
+
+Run "${NAME} device COMMAND --help" for a command's options.
+`,
+  deviceKeygen: `usage: ${NAME} device keygen --out DIR
+
+Makes an enrolled device's keys: an X25519 key that secrets are sealed to and an Ed25519 key
+that signs its requests and attestations. Creates DIR (mode 0700) if it does not exist and
+writes, each mode 0600 and never over an existing file:
+  DIR/sealing.key   the X25519 private key (raw 32 bytes, base64url)
+  DIR/signing.key   the Ed25519 private key (its 32-byte seed, base64url)
+  DIR/device.json   {sealing_public_key, signing_public_key, fingerprint}
+Prints the public keys and the fingerprint (never a private key). Read the fingerprint to the
+operator out of band: it goes into /device/enrollments/create as expected_fingerprint.
+
+options:
+  --out DIR    the device directory (required)
+  -h, --help   this help
+`,
+  deviceEnroll: `usage: ${NAME} device enroll --url URL --code CODE --keys DIR [--label LABEL]
+
+Enrolls the device whose keys are in DIR with a one-time enrollment code: POST URL/device/enroll
+with {code, sealing_public_key, signing_public_key, label?}. The service pins both public keys
+and answers with a device key, which is written to DIR/device-key (mode 0600; never printed),
+with DIR/enrollment.json {key_id, agent_id, fingerprint, created_at, expires_at}. Prints
+key_id, agent_id and fingerprint. If the service answers with another fingerprint than this
+device's, nothing is written and the command fails: someone changed the keys on the way.
+A device that already has DIR/device-key is not enrolled again (move the file away first).
+
+options:
+  --url URL       the service's base URL; plain http only to loopback addresses
+  --code CODE     the one-time code from /device/enrollments/create
+  --keys DIR      the directory written by "device keygen"
+  --label LABEL   a label for the device key
+  -h, --help      this help
+`,
+  deviceRequest: `usage: ${NAME} device request --url URL --keys DIR --path PATH [--body JSON]
+    [--delegation ID] [--seal]
+
+Sends POST URL/PATH with the device key from DIR/device-key, signed with DIR/signing.key
+(x-agentpack-timestamp, x-agentpack-nonce, x-agentpack-signature over the route path PATH),
+and prints the answer's JSON. With --seal, adds "seal": true to the body and opens each sealed
+value of the answer (/secrets/get, /secrets/resolve) with DIR/sealing.key, so the output shows
+"value" where the service sent "sealed". This prints secrets: that is its job.
+
+options:
+  --url URL          the service's base URL; plain http only to loopback addresses
+  --keys DIR         the directory written by "device keygen" and "device enroll"
+  --path PATH        the route, e.g. /secrets/get
+  --body JSON        the request body, a JSON object (default {})
+  --delegation ID    act for another agent under this delegation (x-agentpack-delegation)
+  --seal             ask for sealed values and open them
+  -h, --help         this help
+`,
+  deviceSignAttestation: `usage: ${NAME} device sign-attestation --keys DIR --job-id ID --input-sha256 H
+    --output-sha256 H --rc N
+
+Signs the attestation "agentpack-attestation-v1\n<job_id>\n<input_sha256>\n<output_sha256>\n<rc>"
+with DIR/signing.key and prints the signature (base64url), as /attestations/verify takes it.
+
+options:
+  --keys DIR            the directory written by "device keygen"
+  --job-id ID           the job's id
+  --input-sha256 H      the digest of the job's input
+  --output-sha256 H     the digest of the job's output
+  --rc N                the job's exit code (an integer; a negative one as --rc=-1)
+  -h, --help            this help
+`,
 } as const;
 
 const wantsHelp = (args: readonly string[]) => args.includes('--help') || args.includes('-h');
 
-/** Parses a command's options strictly; each option at most once, no positionals. */
-function parseOptions<K extends string>(
+/**
+ * Parses a command's options strictly; each option at most once, no positionals. `flags` are
+ * options without a value, present as `true`.
+ */
+function parseOptions<K extends string, F extends string = never>(
   args: readonly string[],
   names: readonly K[],
-): Partial<Record<K, string>> {
+  flags: readonly F[] = [],
+): Partial<Record<K, string>> & Partial<Record<F, true>> {
   let values: Record<string, unknown>;
   try {
-    const options = Object.fromEntries(
-      names.map((n) => [n, { type: 'string' as const, multiple: true as const }]),
-    );
+    const options = Object.fromEntries([
+      ...names.map((n) => [n, { type: 'string' as const, multiple: true as const }]),
+      ...flags.map((n) => [n, { type: 'boolean' as const, multiple: true as const }]),
+    ]);
     values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     // parseArgs' messages go on with advice about `--`; the first sentence is the reason.
     throw usage(text.split(/\.\s/)[0]!.replace(/\.$/, ''));
   }
-  const out: Partial<Record<K, string>> = {};
-  for (const name of names) {
-    const list = values[name] as string[] | undefined;
+  const out: Partial<Record<string, string | true>> = {};
+  for (const name of [...names, ...flags]) {
+    const list = values[name] as Array<string | boolean> | undefined;
     if (list === undefined) continue;
     if (list.length > 1) throw usage(`--${name} given more than once`);
-    out[name] = list[0]!;
+    out[name] = list[0] as string | true;
   }
-  return out;
+  return out as Partial<Record<K, string>> & Partial<Record<F, true>>;
 }
 
 function required(value: string | undefined, name: string): string {
@@ -224,25 +352,34 @@ function bridgeKey(env: CliIo['env']): string {
 
 const LOOPBACK_HOSTS = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
 
-/** `URL/tokens/register`, refusing URLs that would expose the bridge key or be ambiguous. */
-function registerUrl(raw: string): string {
+/**
+ * The service's base URL from `option` (without a trailing slash), refusing URLs that would
+ * expose a credential or be ambiguous.
+ */
+function serviceUrl(raw: string, option: string): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new CliError(`--register: "${raw}" is not a URL`);
+    throw new CliError(`${option}: "${raw}" is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new CliError('--register: the URL must be http(s)');
+    throw new CliError(`${option}: the URL must be http(s)`);
   }
-  // Policy: the bridge key travels in a header, so never in clear over a network.
+  // Policy: credentials (a bridge key, a device key, an enrollment code) and secrets travel in
+  // the request or its answer, so never in clear over a network.
   if (url.protocol === 'http:' && !LOOPBACK_HOSTS.test(url.hostname)) {
-    throw new CliError('--register: plain http is allowed to loopback addresses only; use https');
+    throw new CliError(`${option}: plain http is allowed to loopback addresses only; use https`);
   }
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
-    throw new CliError('--register: the URL must have no credentials, query or fragment');
+    throw new CliError(`${option}: the URL must have no credentials, query or fragment`);
   }
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}/tokens/register`;
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** `URL/tokens/register`, refusing URLs that would expose the bridge key or be ambiguous. */
+function registerUrl(raw: string): string {
+  return `${serviceUrl(raw, '--register')}/tokens/register`;
 }
 
 /** A short single-line rendering of a service's error answer (it is not ours to trust). */
@@ -259,28 +396,49 @@ function describeAnswer(status: number, text: string): string {
   return `HTTP ${status}${detail.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 200)}`;
 }
 
-async function register(url: string, key: string, minted: MintedToken): Promise<void> {
-  const { jti, sub, scope, iat, exp } = minted.claims;
+/**
+ * POSTs `body` to `url` and returns the status and text of the answer; `failure` starts the
+ * one-line reason when the service cannot be reached.
+ */
+async function post(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  failure: string,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
   let res: Response;
   try {
     res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-agentpack-key': key },
-      body: JSON.stringify({ jti, sub, scope, iat, exp, kid: minted.kid }),
-      // A redirect would send the bridge key somewhere we were not told to: treat it as failure.
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      // A redirect would send a credential somewhere we were not told to: treat it as failure.
       redirect: 'manual',
-      signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code;
     const name = (error as Error).name;
     throw new CliError(
-      `registration failed: cannot reach ${url} (${cause ?? (name === 'TimeoutError' ? 'timeout' : 'network error')})`,
+      `${failure}: cannot reach ${url} (${cause ?? (name === 'TimeoutError' ? 'timeout' : 'network error')})`,
     );
   }
   const text = await res.text().catch(() => '');
+  return { status: res.status, text };
+}
+
+async function register(url: string, key: string, minted: MintedToken): Promise<void> {
+  const { jti, sub, scope, iat, exp } = minted.claims;
+  const res = await post(
+    url,
+    { 'x-agentpack-key': key },
+    JSON.stringify({ jti, sub, scope, iat, exp, kid: minted.kid }),
+    'registration failed',
+    REGISTER_TIMEOUT_MS,
+  );
   if (res.status !== 201) {
-    throw new CliError(`registration failed: ${describeAnswer(res.status, text)}`);
+    throw new CliError(`registration failed: ${describeAnswer(res.status, res.text)}`);
   }
 }
 
@@ -373,6 +531,341 @@ async function secretsRewrap(args: readonly string[], io: CliIo): Promise<number
   }
 }
 
+/** Writes a new private file (mode exactly 0600), never over an existing file or symlink. */
+function writePrivateFile(file: string, content: string): void {
+  try {
+    // `wx`: O_CREAT|O_EXCL, so an existing file (or a planted symlink) is never overwritten.
+    writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600); // the umask may have taken bits away; make it exactly 0600
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new CliError(`${file} already exists: refusing to overwrite it`);
+    throw new CliError(`cannot write ${file} (${code ?? 'error'})`);
+  }
+}
+
+/** Refuses when any of `files` exists (a symlink too), before anything is written. */
+function refuseExisting(files: readonly string[], hint: string): void {
+  for (const file of files) {
+    let exists = true;
+    try {
+      lstatSync(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new CliError(`cannot check ${file} (${(error as NodeJS.ErrnoException).code})`);
+      }
+      exists = false;
+    }
+    if (exists) throw new CliError(`${file} already exists: ${hint}`);
+  }
+}
+
+/**
+ * Reads a small private file of the device directory: a regular file, at most 4 KiB, that
+ * nobody else can read (policy, as ssh does for its keys: a private key or device key others
+ * can read is refused, not used). Returns its text without surrounding whitespace.
+ */
+function readPrivateFile(file: string): string {
+  try {
+    const stat = statSync(file);
+    if (!stat.isFile()) throw new CliError(`${file} is not a file`);
+    if (stat.size > 4096) throw new CliError(`${file} is too large`);
+    const mode = stat.mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new CliError(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+    }
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** A raw 32-byte private key file (`sealing.key`, `signing.key`). Never echoes the file. */
+function readRawPrivateKey(dir: string, name: string): Uint8Array {
+  const file = join(dir, name);
+  const raw = decodeRawKey(readPrivateFile(file));
+  if (raw === null) throw new CliError(`${file} is not a raw 32-byte key in base64url`);
+  return raw;
+}
+
+/** The device's private keys and what follows from them. */
+interface DeviceKeyFiles {
+  sealingPrivate: Uint8Array;
+  sealingPublic: Uint8Array;
+  signingSeed: Uint8Array;
+  signingPublic: Uint8Array;
+  fingerprint: string;
+}
+
+function readDeviceKeyFiles(dir: string): DeviceKeyFiles {
+  const sealingPrivate = readRawPrivateKey(dir, DEVICE_FILES.sealingKey);
+  const signingSeed = readRawPrivateKey(dir, DEVICE_FILES.signingKey);
+  const sealingPublic = sealingPublicKeyOf(sealingPrivate);
+  const signingPublic = signingPublicKeyOf(signingSeed);
+  return {
+    sealingPrivate,
+    sealingPublic,
+    signingSeed,
+    signingPublic,
+    fingerprint: deviceFingerprint(sealingPublic, signingPublic),
+  };
+}
+
+function deviceKeygen(args: readonly string[], io: CliIo): number {
+  const opts = parseOptions(args, ['out']);
+  const dir = required(opts.out, 'out');
+  try {
+    const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) chmodSync(dir, 0o700); // exactly 0700, whatever the umask
+    if (!statSync(dir).isDirectory()) throw new CliError(`${dir} is not a directory`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot create ${dir} (${code ?? 'error'})`);
+  }
+  const files = [DEVICE_FILES.sealingKey, DEVICE_FILES.signingKey, DEVICE_FILES.publicKeys].map(
+    (name) => join(dir, name),
+  );
+  refuseExisting(files, 'refusing to overwrite a device’s keys');
+  const keys = generateDeviceKeys();
+  const summary = {
+    sealing_public_key: encodeRawKey(keys.sealing.publicKey),
+    signing_public_key: encodeRawKey(keys.signing.publicKey),
+    fingerprint: deviceFingerprint(keys.sealing.publicKey, keys.signing.publicKey),
+  };
+  try {
+    writePrivateFile(files[0]!, `${encodeRawKey(keys.sealing.privateKey)}\n`);
+    writePrivateFile(files[1]!, `${encodeRawKey(keys.signing.privateKey)}\n`);
+  } finally {
+    keys.sealing.privateKey.fill(0);
+    keys.signing.privateKey.fill(0);
+  }
+  writePrivateFile(files[2]!, `${JSON.stringify(summary, null, 2)}\n`);
+  io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
+  io.stderr(
+    `private keys written to ${files[0]} and ${files[1]} (mode 0600); read the fingerprint out of band to the operator who creates the enrollment\n`,
+  );
+  return 0;
+}
+
+/** Printable ASCII without spaces, bounded: safe in a header, a body and a one-line error. */
+const TOKEN_TEXT = /^[\x21-\x7e]{1,512}$/;
+
+/** The JSON object of a 2xx answer, or a one-line failure. */
+function answerObject(
+  status: number,
+  text: string,
+  failure: string,
+  ok: (status: number) => boolean,
+): Record<string, unknown> {
+  if (!ok(status)) throw new CliError(`${failure}: ${describeAnswer(status, text)}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new CliError(`${failure}: HTTP ${status} with an answer that is not JSON`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new CliError(`${failure}: HTTP ${status} with an answer that is not a JSON object`);
+  }
+  return body as Record<string, unknown>;
+}
+
+async function deviceEnroll(args: readonly string[], io: CliIo): Promise<number> {
+  const opts = parseOptions(args, ['url', 'code', 'keys', 'label']);
+  const base = serviceUrl(required(opts.url, 'url'), '--url');
+  const code = required(opts.code, 'code');
+  const dir = required(opts.keys, 'keys');
+  if (!TOKEN_TEXT.test(code)) throw usage('--code is not an enrollment code');
+  const deviceKeyFile = join(dir, DEVICE_FILES.deviceKey);
+  const enrollmentFile = join(dir, DEVICE_FILES.enrollment);
+  // Checked before the code is spent: a used code cannot be used again.
+  refuseExisting(
+    [deviceKeyFile, enrollmentFile],
+    'this device is already enrolled (move the file away to enroll it again)',
+  );
+  const keys = readDeviceKeyFiles(dir);
+  keys.sealingPrivate.fill(0);
+  keys.signingSeed.fill(0);
+  const request: Record<string, string> = {
+    code,
+    sealing_public_key: encodeRawKey(keys.sealingPublic),
+    signing_public_key: encodeRawKey(keys.signingPublic),
+  };
+  if (opts.label !== undefined) request['label'] = opts.label;
+  const res = await post(
+    `${base}/device/enroll`,
+    {},
+    JSON.stringify(request),
+    'enrollment failed',
+    REQUEST_TIMEOUT_MS,
+  );
+  const answer = answerObject(res.status, res.text, 'enrollment failed', (s) => s === 201);
+  const { key_id, agent_id, device_key, fingerprint, created_at, expires_at } = answer;
+  if (typeof key_id !== 'string' || !TOKEN_TEXT.test(key_id) || typeof agent_id !== 'string') {
+    throw new CliError('enrollment failed: the answer has no key_id or agent_id');
+  }
+  if (typeof device_key !== 'string' || !isWellFormedDeviceKey(device_key)) {
+    throw new CliError(
+      `enrollment failed: the answer has no well-formed device_key (key ${key_id})`,
+    );
+  }
+  // Policy: the service must have pinned exactly this device's keys. A different fingerprint
+  // means the keys were changed on the way: that enrollment must not be used.
+  if (fingerprint !== keys.fingerprint) {
+    throw new CliError(
+      `the service pinned another fingerprint than this device's (${keys.fingerprint}): nothing was saved; revoke device key ${key_id}`,
+    );
+  }
+  writePrivateFile(deviceKeyFile, `${device_key}\n`);
+  const enrollment = { key_id, agent_id, fingerprint, created_at, expires_at };
+  writePrivateFile(enrollmentFile, `${JSON.stringify(enrollment, null, 2)}\n`);
+  io.stdout(`${JSON.stringify({ key_id, agent_id, fingerprint }, null, 2)}\n`);
+  io.stderr(`device key written to ${deviceKeyFile} (mode 0600)\n`);
+  return 0;
+}
+
+const RC_PATTERN = /^-?(0|[1-9][0-9]{0,9})$/;
+
+function deviceSignAttestation(args: readonly string[], io: CliIo): number {
+  const opts = parseOptions(args, ['keys', 'job-id', 'input-sha256', 'output-sha256', 'rc']);
+  const dir = required(opts.keys, 'keys');
+  const fields: AttestationFields = {
+    job_id: required(opts['job-id'], 'job-id'),
+    input_sha256: required(opts['input-sha256'], 'input-sha256'),
+    output_sha256: required(opts['output-sha256'], 'output-sha256'),
+    rc: 0,
+  };
+  const rcText = required(opts.rc, 'rc');
+  if (!RC_PATTERN.test(rcText)) throw usage('--rc must be an integer');
+  fields.rc = Number(rcText);
+  for (const [option, value] of [
+    ['--job-id', fields.job_id],
+    ['--input-sha256', fields.input_sha256],
+    ['--output-sha256', fields.output_sha256],
+  ] as const) {
+    if (/[\x00-\x1f\x7f]/.test(value)) throw usage(`${option} must not contain control characters`);
+  }
+  const seed = readRawPrivateKey(dir, DEVICE_FILES.signingKey);
+  try {
+    io.stdout(`${signAttestation(fields, seed)}\n`);
+  } finally {
+    seed.fill(0);
+  }
+  return 0;
+}
+
+/** A route path as the API names it: `/secrets/get`. */
+const ROUTE_PATH = /^(\/[A-Za-z0-9._~-]+)+$/;
+
+/** Decodes one `sealed` value of an answer with the device's sealing key. */
+function openSealedValue(sealed: unknown, keys: DeviceKeyFiles): string {
+  const bytes = typeof sealed === 'string' ? Buffer.from(sealed, 'base64url') : null;
+  if (bytes === null || bytes.toString('base64url') !== sealed) {
+    throw new CliError('the answer’s "sealed" is not base64url');
+  }
+  const opened = openSealed(bytes, keys.sealingPublic, keys.sealingPrivate);
+  if (opened === null) {
+    throw new CliError(
+      'cannot open the sealed value: it was not sealed to this device’s key, or it was altered',
+    );
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(opened);
+  } catch {
+    throw new CliError('the sealed value is not UTF-8 text');
+  } finally {
+    opened.fill(0);
+  }
+}
+
+/** `item` with its `sealed` member opened into `value`, in the same place. */
+function withOpenedValue(item: Record<string, unknown>, keys: DeviceKeyFiles) {
+  if (!Object.hasOwn(item, 'sealed')) return item;
+  return Object.fromEntries(
+    Object.entries(item).map(([key, value]) =>
+      key === 'sealed' ? ['value', openSealedValue(value, keys)] : [key, value],
+    ),
+  );
+}
+
+async function deviceRequest(args: readonly string[], io: CliIo): Promise<number> {
+  const opts = parseOptions(args, ['url', 'keys', 'path', 'body', 'delegation'], ['seal']);
+  const base = serviceUrl(required(opts.url, 'url'), '--url');
+  const dir = required(opts.keys, 'keys');
+  const path = required(opts.path, 'path');
+  if (!ROUTE_PATH.test(path)) throw usage('--path must be a route path such as /secrets/get');
+  let body: unknown;
+  try {
+    body = JSON.parse(opts.body ?? '{}');
+  } catch {
+    throw usage('--body is not JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw usage('--body must be a JSON object');
+  }
+  if (opts.seal === true) (body as Record<string, unknown>)['seal'] = true;
+  if (opts.delegation !== undefined && !TOKEN_TEXT.test(opts.delegation)) {
+    throw usage('--delegation is not a delegation id');
+  }
+  const deviceKeyFile = join(dir, DEVICE_FILES.deviceKey);
+  if (!existsSync(deviceKeyFile)) {
+    throw new CliError(`${deviceKeyFile} is missing: enroll the device first (device enroll)`);
+  }
+  const deviceKey = readPrivateFile(deviceKeyFile);
+  if (!isWellFormedDeviceKey(deviceKey)) {
+    throw new CliError(`${deviceKeyFile} does not hold a device key`);
+  }
+  const keys = readDeviceKeyFiles(dir);
+  try {
+    const text = JSON.stringify(body);
+    const signingKey = ed25519PrivateKeyObject(keys.signingSeed);
+    keys.signingSeed.fill(0);
+    const headers: Record<string, string> = {
+      'x-agentpack-device-key': deviceKey,
+      ...signRequest({
+        method: 'POST',
+        path,
+        body: text,
+        signingSeed: signingKey,
+        nowMs: io.now?.() ?? Date.now(),
+      }),
+    };
+    if (opts.delegation !== undefined) headers['x-agentpack-delegation'] = opts.delegation;
+    const res = await post(`${base}${path}`, headers, text, 'request failed', REQUEST_TIMEOUT_MS);
+    let answer = answerObject(res.status, res.text, 'request failed', (s) => s >= 200 && s < 300);
+    answer = withOpenedValue(answer, keys);
+    const values = answer['values'];
+    if (Array.isArray(values)) {
+      answer = {
+        ...answer,
+        values: values.map((item: unknown) =>
+          typeof item === 'object' && item !== null && !Array.isArray(item)
+            ? withOpenedValue(item as Record<string, unknown>, keys)
+            : item,
+        ),
+      };
+    }
+    io.stdout(`${JSON.stringify(answer, null, 2)}\n`);
+    return 0;
+  } finally {
+    keys.sealingPrivate.fill(0);
+    keys.signingSeed.fill(0);
+  }
+}
+
+/** The `device` commands, by name, with their help. */
+const DEVICE_COMMANDS: Record<
+  string,
+  { help: string; run(args: readonly string[], io: CliIo): number | Promise<number> }
+> = {
+  keygen: { help: HELP.deviceKeygen, run: deviceKeygen },
+  enroll: { help: HELP.deviceEnroll, run: deviceEnroll },
+  request: { help: HELP.deviceRequest, run: deviceRequest },
+  'sign-attestation': { help: HELP.deviceSignAttestation, run: deviceSignAttestation },
+};
+
 /**
  * Runs the CLI on `argv` (the arguments after the program name) and resolves with the exit
  * code. Never throws: a failure is written to `io.stderr` as one line.
@@ -423,6 +916,21 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         return help(io, HELP.secrets);
       }
       throw usage(`secrets: unknown command "${action}" (try "secrets rewrap")`);
+    }
+    if (group === 'device') {
+      const command =
+        action !== undefined && Object.hasOwn(DEVICE_COMMANDS, action)
+          ? DEVICE_COMMANDS[action]
+          : undefined;
+      if (command !== undefined) {
+        if (wantsHelp(rest)) return help(io, command.help);
+        return await command.run(rest, io);
+      }
+      if (action === undefined || action === '--help' || action === '-h') {
+        if (action === undefined) throw usage('device: missing command (try "device --help")');
+        return help(io, HELP.device);
+      }
+      throw usage(`device: unknown command "${action}" (try "device --help")`);
     }
     throw usage(`unknown command "${group}" (try "${NAME} --help")`);
   } catch (error) {

@@ -186,7 +186,10 @@ export type DeviceKeyRefusal =
 export async function authenticateDeviceKey(
   deps: CoreDeps,
   presented: string,
-): Promise<{ ok: true; principal: DevicePrincipal } | { ok: false; reason: DeviceKeyRefusal }> {
+): Promise<
+  | { ok: true; principal: DevicePrincipal; doc: DeviceKeyDoc }
+  | { ok: false; reason: DeviceKeyRefusal }
+> {
   if (!isWellFormedDeviceKey(presented)) return { ok: false, reason: 'malformed' };
   const digest = deviceKeyDigest(presented);
   const doc = await deps.store.get('device_keys', digest);
@@ -198,6 +201,13 @@ export async function authenticateDeviceKey(
   if (agent.disabled) return { ok: false, reason: 'agent_disabled' };
   return {
     ok: true,
-    principal: { kind: 'device', agent_id: doc.agent_id, key_id: doc.key_id, key_digest: digest },
+    doc,
+    principal: {
+      kind: 'device',
+      agent_id: doc.agent_id,
+      key_id: doc.key_id,
+      key_digest: digest,
+      sealing_public_key: doc.sealing_public_key ?? null,
+    },
   };
 }

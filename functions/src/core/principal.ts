@@ -22,6 +22,8 @@ export interface DevicePrincipal {
   key_id: string;
   /** The digest of the presented key: the store id of its record. */
   key_digest: string;
+  /** The device's pinned X25519 key (base64url) when it is enrolled: sealed reads go to it. */
+  sealing_public_key: string | null;
   delegation?: ActiveDelegation;
 }
 

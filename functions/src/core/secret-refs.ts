@@ -8,6 +8,7 @@
 import { AGENT_ID_PATTERN } from './ids.js';
 import { ApiError } from './errors.js';
 import type { AgentPrincipal } from './principal.js';
+import { chooseDelivery, deliver } from './sealed-delivery.js';
 import { scopeAllows } from './scope.js';
 import {
   readVersions,
@@ -70,7 +71,11 @@ export async function resolveSecretRefs(
   deps: SecretsDeps,
   principal: AgentPrincipal,
   refs: readonly string[],
-): Promise<{ values: Array<{ ref: string; version: number; value: string }> }> {
+  seal = false,
+): Promise<{
+  values: Array<{ ref: string; version: number } & ({ value: string } | { sealed: string })>;
+}> {
+  const delivery = await chooseDelivery(deps.store, principal, seal);
   const reads = refs.map((ref, index) => {
     const read = parseSecretRef(ref);
     if (read === null) throw refused(index, 'malformed', 'invalid_argument');
@@ -81,7 +86,11 @@ export async function resolveSecretRefs(
   try {
     const values = await readVersions(deps, principal, 'secret.resolve', reads);
     return {
-      values: values.map((v, i) => ({ ref: refs[i]!, version: v.version, value: v.value })),
+      values: values.map((v, k) => ({
+        ref: refs[k]!,
+        version: v.version,
+        ...deliver(delivery, v.value),
+      })),
     };
   } catch (error) {
     if (error instanceof SecretReadError) throw refused(error.index, error.reason, 'not_found');

@@ -18,6 +18,7 @@ import { actorOf, type AuditAction } from './audit.js';
 import { openValue, recordAad, sealValue, type SealedValue } from './envelope.js';
 import { ApiError } from './errors.js';
 import { actingAgentOf, type AgentPrincipal } from './principal.js';
+import { chooseDelivery, deliver } from './sealed-delivery.js';
 import { readSetting } from './settings.js';
 
 /** Secret names: 1–128 characters of [A-Za-z0-9_.-], starting with a letter or digit. */
@@ -180,15 +181,18 @@ export async function putSecret(
 export async function getSecret(
   deps: SecretsDeps,
   principal: AgentPrincipal,
-  input: { name: string; version?: number | undefined },
-): Promise<{ name: string; version: number; value: string; created_at: string }> {
+  input: { name: string; version?: number | undefined; seal?: boolean | undefined },
+): Promise<
+  { name: string; version: number; created_at: string } & ({ value: string } | { sealed: string })
+> {
+  const delivery = await chooseDelivery(deps.store, principal, input.seal === true);
   const [resolved] = await readVersions(deps, principal, 'secret.get', [
     { agent_id: actingAgentOf(principal), name: input.name, version: input.version },
   ]);
   return {
     name: input.name,
     version: resolved!.version,
-    value: resolved!.value,
+    ...deliver(delivery, resolved!.value),
     created_at: resolved!.created_at,
   };
 }

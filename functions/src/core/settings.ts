@@ -38,6 +38,18 @@ export const SETTINGS = {
     default: DEVICE_KEY_TTL_CEILING_SECONDS,
     description: `Longest ttl_seconds a device key may ask for (60 to ${DEVICE_KEY_TTL_CEILING_SECONDS}).`,
   }),
+  'secrets.require_sealed': setting({
+    schema: z.boolean(),
+    default: false,
+    description:
+      'When true, every device-key read of a secret must be sealed to the device; clear reads and capability tokens are refused (403).',
+  }),
+  'device.require_signed_requests': setting({
+    schema: z.boolean(),
+    default: false,
+    description:
+      "When true, an enrolled device's request without a valid signature is refused (401): its device key alone is useless.",
+  }),
   'secrets.max_versions': setting({
     schema: z.number().int().min(1).max(100),
     default: 10,
@@ -103,7 +115,7 @@ export async function setSetting(
       allowed: SETTING_KEYS,
     });
   }
-  const parsed = (SETTINGS[key].schema as z.ZodType<number>).safeParse(value);
+  const parsed = (SETTINGS[key].schema as z.ZodType<number | boolean>).safeParse(value);
   if (!parsed.success) {
     throw new ApiError(
       'invalid_argument',

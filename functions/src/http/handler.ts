@@ -10,7 +10,7 @@ import { Authenticator, WWW_AUTHENTICATE } from '../auth/authenticate.js';
 import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
 import { callerKind, type Principal } from '../core/principal.js';
 import { scopeAllows } from '../core/scope.js';
-import type { AppDeps, Route } from '../routes/route.js';
+import { takesNoCredential, type AppDeps, type Route } from '../routes/route.js';
 import { ROUTES, routeIndex } from '../routes/table.js';
 import { parseJsonObjectBody } from './parse-body.js';
 import type { HttpRequest, HttpResponse } from './types.js';
@@ -64,7 +64,7 @@ function schemaError(error: z.ZodError): ApiError {
 
 /** Refuses a principal the route's policy does not list. */
 function checkPolicy(route: Route, principal: Principal | null): void {
-  if (route.policy === 'public') return;
+  if (takesNoCredential(route.policy)) return;
   if (principal === null) throw new ApiError('unauthenticated', 'this route needs a credential');
   const kind = callerKind(principal);
   if (!route.policy.includes(kind)) {
@@ -115,8 +115,9 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
         );
       }
       const body = route.method === 'POST' ? parseJsonObjectBody(req) : {};
-      const principal =
-        route.policy === 'public' ? null : await authenticator.authenticate(req.path, req.headers);
+      const principal = takesNoCredential(route.policy)
+        ? null
+        : await authenticator.authenticate(req);
       checkPolicy(route, principal);
       // agent_id rewrite: a caller bound to an agent never chooses the agent.
       if (route.agentScoped && principal !== null && principal.kind !== 'bridge')

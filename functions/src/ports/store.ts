@@ -35,6 +35,38 @@ export interface DeviceKeyDoc {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  /**
+   * The pinned public keys of an enrolled device (raw, base64url), fixed at enrollment and
+   * never changed; absent or null for a plain bearer key from `/device/issue`.
+   */
+  sealing_public_key?: string | null;
+  signing_public_key?: string | null;
+  fingerprint?: string | null;
+}
+
+/**
+ * A device enrollment: `device_enrollments/{code_digest}`. The one-time code is stored only as
+ * the digest that names the document.
+ */
+export interface EnrollmentDoc {
+  enrollment_id: string;
+  agent_id: string;
+  expected_fingerprint: string | null;
+  replaces_key_id: string | null;
+  label: string | null;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  key_id: string | null;
+}
+
+/**
+ * A nonce seen in a signed request: `request_nonces/{digest of key_id and nonce}`. Kept until
+ * `expires_at` (the end of the replay window); on Firestore a TTL policy deletes it after.
+ */
+export interface RequestNonceDoc {
+  key_id: string;
+  expires_at: string;
 }
 
 /** A delegation: `delegations/{delegation_id}`. */
@@ -118,6 +150,8 @@ export interface Collections {
   capability_tokens: CapabilityTokenDoc;
   secrets: SecretDoc;
   secret_versions: SecretVersionDoc;
+  device_enrollments: EnrollmentDoc;
+  request_nonces: RequestNonceDoc;
 }
 
 export type CollectionName = keyof Collections;
@@ -134,6 +168,8 @@ export const INDEXED_FIELDS = {
   capability_tokens: ['sub'],
   secrets: ['agent_id'],
   secret_versions: [],
+  device_enrollments: [],
+  request_nonces: [],
 } as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
 
 export type IndexedField<C extends CollectionName> = (typeof INDEXED_FIELDS)[C][number];

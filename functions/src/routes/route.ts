@@ -21,10 +21,16 @@ export interface AppDeps extends AuthDeps {
 }
 
 /**
- * Who may call a route: `public` (no credential needed, any presented one is ignored), or the
- * list of caller kinds accepted. Anything not listed is denied.
+ * Who may call a route: `public` (no credential needed, any presented one is ignored),
+ * `enrollment-code` (no header credential: a one-time code in the body is checked by the
+ * handler), or the list of caller kinds accepted. Anything not listed is denied.
  */
-export type RoutePolicy = 'public' | readonly [CallerKind, ...CallerKind[]];
+export type RoutePolicy = 'public' | 'enrollment-code' | readonly [CallerKind, ...CallerKind[]];
+
+/** True when the route's policy takes no header credential. */
+export function takesNoCredential(policy: RoutePolicy): policy is 'public' | 'enrollment-code' {
+  return policy === 'public' || policy === 'enrollment-code';
+}
 
 export interface RouteSpec<S extends z.ZodType> {
   method: 'GET' | 'POST';

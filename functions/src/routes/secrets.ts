@@ -50,7 +50,11 @@ export const secretsGet = defineRoute({
   policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
-  input: z.strictObject({ name: nameSchema, version: versionSchema.optional() }),
+  input: z.strictObject({
+    name: nameSchema,
+    version: versionSchema.optional(),
+    seal: z.boolean().optional(),
+  }),
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) => getSecret(deps, agentPrincipal(principal), input),
 });
@@ -137,7 +141,10 @@ export const secretsResolve = defineRoute({
   agentScoped: true,
   scopeCheck: 'handler',
   status: 200,
-  input: z.strictObject({ refs: z.array(z.string().max(300)).min(1).max(100) }),
+  input: z.strictObject({
+    refs: z.array(z.string().max(300)).min(1).max(100),
+    seal: z.boolean().optional(),
+  }),
   handle: ({ deps, principal, input }) =>
-    resolveSecretRefs(deps, agentPrincipal(principal), input.refs),
+    resolveSecretRefs(deps, agentPrincipal(principal), input.refs, input.seal === true),
 });

@@ -4,7 +4,9 @@
  * refused before its handler runs.
  */
 import { agentsCreate, agentsDisable, agentsEnable, agentsGet } from './agents.js';
+import { attestationsVerify } from './attestations.js';
 import { deviceIssue, deviceRevoke } from './device.js';
+import { deviceEnroll, enrollmentsCreate } from './enrollment.js';
 import { delegate, delegateRevoke } from './delegate.js';
 import { healthz } from './health.js';
 import {
@@ -29,6 +31,9 @@ export const ROUTES: readonly Route[] = [
   agentsEnable,
   deviceIssue,
   deviceRevoke,
+  enrollmentsCreate,
+  deviceEnroll,
+  attestationsVerify,
   delegate,
   delegateRevoke,
   secretsPut,
