@@ -315,13 +315,13 @@ describe('signed requests', () => {
       signingSeed: device.keys.signing.privateKey,
       nowMs: clock.now(),
     });
-    const send = (h: Record<string, string>, body = raw, path = '/agents/get') =>
+    const send = (h: object, body = raw, path = '/agents/get') =>
       svc.request(path, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
           'x-agentpack-device-key': device.device_key,
-          ...h,
+          ...(h as Record<string, string>),
         },
         body,
       });

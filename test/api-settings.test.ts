@@ -22,6 +22,8 @@ describe('settings', () => {
         'secrets.max_versions',
         'secrets.require_sealed',
         'device.require_signed_requests',
+        'runs.max_ttl_seconds',
+        'runs.max_depth',
       ].sort(),
     );
     expect(byKey['delegation.max_ttl_seconds']).toMatchObject({ value: 3600, default: 3600 });

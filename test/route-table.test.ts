@@ -14,6 +14,7 @@ import type { HttpRequest } from '../functions/src/http/types.js';
 import type { Store } from '../functions/src/ports/store.js';
 import type { Route } from '../functions/src/routes/route.js';
 import { ROUTES } from '../functions/src/routes/table.js';
+import { generateDeviceKeys, signRequest } from '../functions/src/crypto/device-keys-format.js';
 import { parseScopeEntry } from '../functions/src/core/scope.js';
 import { manualClock } from './helpers/clock.js';
 import { capturingLogger } from './helpers/logs.js';
@@ -62,6 +63,20 @@ beforeAll(async () => {
       expires_at: '2027-01-01T00:00:00.000Z',
       revoked_at: null,
     });
+    tx.set('runs', RUN_ID, {
+      run_id: RUN_ID,
+      agent_id: 'agent-a',
+      parent_run_id: null,
+      root_run_id: RUN_ID,
+      lineage: [RUN_ID],
+      task: 'route table',
+      scope: ALL_SCOPE,
+      public_key: Buffer.from(runKey.publicKey).toString('base64url'),
+      created_at: '2026-01-01T00:00:00.000Z',
+      expires_at: '2027-01-01T00:00:00.000Z',
+      ended: null,
+      ended_at: null,
+    });
   });
 });
 afterAll(async () => {
@@ -70,6 +85,8 @@ afterAll(async () => {
 });
 
 const DELEGATION_ID = 'dg_AAAAAAAAAAAAAAAAAAAAAA';
+const RUN_ID = 'run_AAAAAAAAAAAAAAAAAAAAAA';
+const runKey = generateDeviceKeys().signing;
 /** Every RPC, so that scope never decides here: only the route policy does. */
 const ALL_SCOPE = ROUTES.filter((r) => Array.isArray(r.policy))
   .map((r) => r.rpc)
@@ -82,6 +99,8 @@ const CREDENTIAL_HEADERS: Record<CallerKind, Record<string, string[]>> = {
   device: { 'x-agentpack-device-key': [deviceKey] },
   token: { authorization: [`Bearer ${token}`] },
   delegated: { 'x-agentpack-device-key': [deviceKey], 'x-agentpack-delegation': [DELEGATION_ID] },
+  // Signed per request in request() below.
+  run: { 'x-agentpack-run': [RUN_ID] },
 };
 
 function spyRoutes(): { routes: Route[]; ran: string[] } {
@@ -112,6 +131,8 @@ const VALID_BODIES: Record<string, unknown> = {
   '/secrets/resolve': { refs: ['agentpack.secret://agent-a/n'] },
   '/tokens/register': { jti: 'j', sub: 'agent-a', scope: ['agents/get'], iat: 1, exp: 2, kid: 'k' },
   '/settings/set': { key: 'secrets.max_versions', value: 5 },
+  '/runs/spawn': { task: 't', scope: ['agents/get'], ttl_seconds: 60, public_key: 'k' },
+  '/runs/revoke': { run_id: 'run_BBBBBBBBBBBBBBBBBBBBBB' },
   '/device/enrollments/create': { agent_id: 'agent-a' },
   '/attestations/verify': {
     key_id: 'dk_AAAAAAAAAAAAAAAA',
@@ -124,11 +145,26 @@ const VALID_BODIES: Record<string, unknown> = {
 };
 
 function request(route: Route, headers: Record<string, string[]>): HttpRequest {
+  const body = Buffer.from(JSON.stringify(VALID_BODIES[route.path] ?? {}));
+  const signature =
+    headers['x-agentpack-run'] === undefined
+      ? {}
+      : Object.fromEntries(
+          Object.entries(
+            signRequest({
+              method: route.method,
+              path: route.path,
+              body,
+              signingSeed: runKey.privateKey,
+              nowMs: clock.now(),
+            }),
+          ).map(([k, v]) => [k, [v]]),
+        );
   return {
     method: route.method,
     path: route.path,
-    headers: { 'content-type': ['application/json'], ...headers },
-    body: Buffer.from(JSON.stringify(VALID_BODIES[route.path] ?? {})),
+    headers: { 'content-type': ['application/json'], ...headers, ...signature },
+    body,
   };
 }
 
@@ -175,7 +211,8 @@ describe('route table', () => {
   it('lists each path once and names every RPC after its path', () => {
     const paths = ROUTES.map((r) => r.path);
     expect(new Set(paths).size).toBe(paths.length);
-    for (const route of ROUTES) expect(route.path.endsWith(route.rpc)).toBe(true);
+    for (const route of ROUTES)
+      expect(route.path.replace(/\/$/, '').endsWith(route.rpc)).toBe(true);
   });
 
   it('covers the routes of this version of the contract', () => {
@@ -201,6 +238,10 @@ describe('route table', () => {
         'POST /device/enrollments/create',
         'POST /device/enroll',
         'POST /attestations/verify',
+        'POST /runs/spawn',
+        'POST /runs/complete',
+        'POST /runs/revoke',
+        'GET /.well-known/agentpack-agent-identity/',
         'POST /settings/list',
         'POST /settings/set',
         'GET /.well-known/agentpack-identity',

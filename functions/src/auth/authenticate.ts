@@ -9,7 +9,8 @@ import type { CoreDeps } from '../core/agents.js';
 import { activateDelegation } from '../core/delegations.js';
 import { authenticateDeviceKey } from '../core/device-keys.js';
 import { ApiError } from '../core/errors.js';
-import type { AgentPrincipal, Principal } from '../core/principal.js';
+import type { DelegatePrincipal, Principal, RunPrincipal } from '../core/principal.js';
+import { RUN_ID_PATTERN, runStatus } from '../core/runs.js';
 import {
   checkSignedRequest,
   SIGNATURE_HEADERS,
@@ -27,6 +28,7 @@ export const CREDENTIAL_HEADERS = {
   device: 'x-agentpack-device-key',
   bearer: 'authorization',
   delegation: 'x-agentpack-delegation',
+  run: 'x-agentpack-run',
 } as const;
 
 /** The `WWW-Authenticate` challenge sent with every 401. */
@@ -90,7 +92,8 @@ export class Authenticator {
     const device = this.single(path, headers, CREDENTIAL_HEADERS.device);
     const bearer = this.single(path, headers, CREDENTIAL_HEADERS.bearer);
     const delegation = this.single(path, headers, CREDENTIAL_HEADERS.delegation);
-    const present = [bridge, device, bearer].filter((v) => v !== undefined).length;
+    const run = this.single(path, headers, CREDENTIAL_HEADERS.run);
+    const present = [bridge, device, bearer, run].filter((v) => v !== undefined).length;
     if (present > 1) {
       this.fail(
         path,
@@ -124,13 +127,24 @@ export class Authenticator {
       if (id === null) this.refuse(path, 'bridge', 'unknown');
       return { kind: 'bridge', bridge_key_id: id };
     }
+    if (run !== undefined) {
+      if (delegation !== undefined) {
+        this.fail(
+          path,
+          'delegation',
+          'with_run',
+          new ApiError('invalid_argument', 'a run cannot present a delegation'),
+        );
+      }
+      return this.run(request, run);
+    }
     const principal =
       device !== undefined ? await this.device(request, device) : await this.token(path, bearer!);
     if (delegation === undefined) return principal;
     return this.delegated(path, principal, delegation);
   }
 
-  private async device(request: HttpRequest, presented: string): Promise<AgentPrincipal> {
+  private async device(request: HttpRequest, presented: string): Promise<DelegatePrincipal> {
     const { path, headers } = request;
     if (!CREDENTIAL_VALUE.test(presented)) this.refuse(path, 'device', 'malformed');
     const result = await authenticateDeviceKey(this.deps, presented);
@@ -171,10 +185,60 @@ export class Authenticator {
   }
 
   /**
+   * A run: its id plus a request signed by the run's own key (always required: a run id alone
+   * proves nothing). The run and every ancestor must be live, and its agent enabled.
+   */
+  private async run(request: HttpRequest, runId: string): Promise<RunPrincipal> {
+    const { path, headers } = request;
+    if (!RUN_ID_PATTERN.test(runId)) this.refuse(path, 'run', 'malformed');
+    const doc = await this.deps.store.get('runs', runId);
+    if (doc === null) this.refuse(path, 'run', 'unknown');
+    const status = await runStatus(this.deps.store, doc, this.deps.clock.now());
+    if (status !== 'active') this.refuse(path, 'run', status);
+    const parts = {
+      timestamp: this.single(path, headers, SIGNATURE_HEADERS.timestamp),
+      nonce: this.single(path, headers, SIGNATURE_HEADERS.nonce),
+      signature: this.single(path, headers, SIGNATURE_HEADERS.signature),
+    };
+    if (
+      parts.timestamp === undefined ||
+      parts.nonce === undefined ||
+      parts.signature === undefined
+    ) {
+      this.refuse(path, 'run', 'signature_required');
+    }
+    const refusal = await checkSignedRequest(
+      this.deps,
+      { key_id: doc.run_id, signing_public_key: doc.public_key },
+      request,
+      parts as SignatureParts,
+    );
+    if (refusal !== null) this.refuse(path, 'run', refusal);
+    const agent = await this.deps.store.get('agents', doc.agent_id);
+    if (agent === null || agent.disabled) {
+      this.fail(
+        path,
+        'run',
+        'agent_disabled',
+        new ApiError('permission_denied', 'the agent is disabled'),
+      );
+    }
+    return {
+      kind: 'run',
+      agent_id: doc.agent_id,
+      run_id: doc.run_id,
+      root_run_id: doc.root_run_id,
+      lineage: doc.lineage,
+      scope: doc.scope,
+      expires_at: doc.expires_at,
+    };
+  }
+
+  /**
    * A capability token: verified against the pinned keys with no store read. Its agent is then
    * read once, because the RPC it calls still refuses a disabled agent.
    */
-  private async token(path: string, header: string): Promise<AgentPrincipal> {
+  private async token(path: string, header: string): Promise<DelegatePrincipal> {
     const m = BEARER.exec(header);
     if (m === null) this.refuse(path, 'token', 'malformed');
     if (this.deps.tokens === null) this.refuse(path, 'token', 'no_keys_configured');
@@ -195,9 +259,9 @@ export class Authenticator {
 
   private async delegated(
     path: string,
-    delegate: AgentPrincipal,
+    delegate: DelegatePrincipal,
     id: string,
-  ): Promise<AgentPrincipal> {
+  ): Promise<DelegatePrincipal> {
     const result = await activateDelegation(this.deps.store, this.deps.clock.now(), delegate, id);
     if (!result.ok) {
       this.fail(

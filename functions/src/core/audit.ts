@@ -30,7 +30,10 @@ export type AuditAction =
   | 'secret.destroy'
   | 'secret.resolve'
   | 'secret.prune'
-  | 'secret.rewrap';
+  | 'secret.rewrap'
+  | 'run.spawn'
+  | 'run.complete'
+  | 'run.revoke';
 
 /**
  * Who did it, by id only. On a delegated call the chain is whole: the delegate (`agent_id` with
@@ -45,6 +48,9 @@ export interface AuditActor {
   jti?: string;
   via_delegation?: string;
   for_agent?: string;
+  /** Set on every event caused by a run, so one query shows what a whole task tree did. */
+  run_id?: string;
+  root_run_id?: string;
 }
 
 /** What it was done to. */
@@ -54,6 +60,7 @@ export interface AuditTarget {
   delegation_id?: string;
   setting?: string;
   jti?: string;
+  run_id?: string;
   secret?: string;
   version?: number;
 }
@@ -72,6 +79,13 @@ export function actorOf(principal: Principal): AuditActor {
   switch (principal.kind) {
     case 'bridge':
       return { kind: 'bridge', bridge_key_id: principal.bridge_key_id };
+    case 'run':
+      return {
+        kind: 'run',
+        agent_id: principal.agent_id,
+        run_id: principal.run_id,
+        root_run_id: principal.root_run_id,
+      };
     case 'device':
     case 'token': {
       const actor: AuditActor =

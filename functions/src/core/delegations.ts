@@ -9,7 +9,13 @@ import type { DelegationDoc, StoreReader } from '../ports/store.js';
 import { requireAgent, type CoreDeps } from './agents.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
-import type { ActiveDelegation, AgentPrincipal, Principal } from './principal.js';
+import {
+  credentialScope,
+  type ActiveDelegation,
+  type AgentPrincipal,
+  type DelegatePrincipal,
+  type Principal,
+} from './principal.js';
 import { DELEGABLE_RPCS, RESOURCE_RPCS, parseScopeEntry, scopeAllows } from './scope.js';
 import { readSetting } from './settings.js';
 
@@ -42,6 +48,7 @@ function view(doc: DelegationDoc): Delegation {
  * and nothing wider than the caller's own capability token scope when it calls with a token.
  */
 function checkScope(scope: readonly string[], principal: AgentPrincipal): string[] {
+  const own = credentialScope(principal);
   const seen = new Set<string>();
   scope.forEach((text, index) => {
     const entry = parseScopeEntry(text);
@@ -59,10 +66,7 @@ function checkScope(scope: readonly string[], principal: AgentPrincipal): string
       !(RESOURCE_RPCS as readonly string[]).includes(entry.rpc)
     ) {
       refuse(`${entry.rpc} does not take a resource`);
-    } else if (
-      principal.kind === 'token' &&
-      !scopeAllows(principal.scope, entry.rpc, entry.resource)
-    ) {
+    } else if (own !== null && !scopeAllows(own, entry.rpc, entry.resource)) {
       throw new ApiError(
         'permission_denied',
         `scope[${index}] is wider than the token's own scope`,
@@ -186,7 +190,7 @@ export type DelegationRefusal =
 export async function activateDelegation(
   reader: StoreReader,
   nowMs: number,
-  delegate: AgentPrincipal,
+  delegate: DelegatePrincipal,
   delegationId: string,
 ): Promise<{ ok: true; delegation: ActiveDelegation } | { ok: false; reason: DelegationRefusal }> {
   if (!DELEGATION_ID_PATTERN.test(delegationId)) return { ok: false, reason: 'malformed' };

@@ -5,7 +5,7 @@
  * A delegated call is the delegate's own principal (device key or capability token) plus the
  * delegation it presented: it acts for the delegation's `from_agent`, within its scope.
  */
-export type Principal = BridgePrincipal | DevicePrincipal | TokenPrincipal;
+export type Principal = BridgePrincipal | DevicePrincipal | TokenPrincipal | RunPrincipal;
 
 /** The project bridge key: operators and the MTA. */
 export interface BridgePrincipal {
@@ -37,6 +37,21 @@ export interface TokenPrincipal {
   delegation?: ActiveDelegation;
 }
 
+/**
+ * An ephemeral run, authenticated by a request signed with its own key: one agent, within the
+ * run's scope, until it expires, completes or is revoked (it or any ancestor).
+ */
+export interface RunPrincipal {
+  kind: 'run';
+  agent_id: string;
+  run_id: string;
+  root_run_id: string;
+  lineage: readonly string[];
+  scope: readonly string[];
+  expires_at: string;
+  delegation?: undefined;
+}
+
 /** A delegation presented with a request, already checked to be live and addressed to the caller. */
 export interface ActiveDelegation {
   delegation_id: string;
@@ -45,7 +60,18 @@ export interface ActiveDelegation {
 }
 
 /** The agent-bound principals (everything but the bridge). */
-export type AgentPrincipal = DevicePrincipal | TokenPrincipal;
+export type AgentPrincipal = DevicePrincipal | TokenPrincipal | RunPrincipal;
+
+/** The principals that may present a delegation (a run may not). */
+export type DelegatePrincipal = DevicePrincipal | TokenPrincipal;
+
+/**
+ * The scope a principal's own credential is limited to: a token's or a run's; null for a
+ * device key (its agent's full rights).
+ */
+export function credentialScope(principal: AgentPrincipal): readonly string[] | null {
+  return principal.kind === 'token' || principal.kind === 'run' ? principal.scope : null;
+}
 
 /**
  * The kinds of caller a route can accept: a credential kind, or `delegated` for a device key or
@@ -53,7 +79,13 @@ export type AgentPrincipal = DevicePrincipal | TokenPrincipal;
  */
 export type CallerKind = Principal['kind'] | 'delegated';
 
-export const CALLER_KINDS: readonly CallerKind[] = ['bridge', 'device', 'token', 'delegated'];
+export const CALLER_KINDS: readonly CallerKind[] = [
+  'bridge',
+  'device',
+  'token',
+  'run',
+  'delegated',
+];
 
 /** The caller kind of a principal, as the route policy sees it. */
 export function callerKind(principal: Principal): CallerKind {

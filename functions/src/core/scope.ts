@@ -33,7 +33,7 @@ export const RESOURCE_RPCS = [
  * RPCs a capability token may carry beyond the delegable ones: a token holder may create and
  * revoke delegations for its subject (a delegated request may not; see the delegation rules).
  */
-export const TOKEN_ONLY_RPCS = ['delegate', 'delegate/revoke'] as const;
+export const TOKEN_ONLY_RPCS = ['delegate', 'delegate/revoke', 'runs/spawn'] as const;
 
 /** One parsed scope entry. `resource` null means every resource of the RPC. */
 export interface ScopeEntry {

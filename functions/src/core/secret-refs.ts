@@ -7,7 +7,7 @@
  */
 import { AGENT_ID_PATTERN } from './ids.js';
 import { ApiError } from './errors.js';
-import type { AgentPrincipal } from './principal.js';
+import { credentialScope, type AgentPrincipal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
 import { scopeAllows } from './scope.js';
 import {
@@ -42,7 +42,8 @@ function allowsRead(scope: readonly string[], name: string): boolean {
 
 /** True when `principal` may read `agentId`'s secret `name` (the right to `secrets/get`). */
 export function mayRead(principal: AgentPrincipal, agentId: string, name: string): boolean {
-  if (principal.kind === 'token' && !allowsRead(principal.scope, name)) return false;
+  const own = credentialScope(principal);
+  if (own !== null && !allowsRead(own, name)) return false;
   if (agentId === principal.agent_id) return true;
   const delegation = principal.delegation;
   return (

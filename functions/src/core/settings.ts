@@ -50,6 +50,21 @@ export const SETTINGS = {
     description:
       "When true, an enrolled device's request without a valid signature is refused (401): its device key alone is useless.",
   }),
+  'runs.max_ttl_seconds': setting({
+    schema: z
+      .number()
+      .int()
+      .min(10)
+      .max(24 * 3600),
+    default: 900,
+    description:
+      'Longest ttl_seconds a run may ask for (10 to 86400); a child never outlives its parent.',
+  }),
+  'runs.max_depth': setting({
+    schema: z.number().int().min(1).max(16),
+    default: 4,
+    description: 'Deepest a tree of runs may grow, the root being depth 1 (1 to 16).',
+  }),
   'secrets.max_versions': setting({
     schema: z.number().int().min(1).max(100),
     default: 10,

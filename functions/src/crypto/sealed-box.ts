@@ -17,14 +17,15 @@
  * zeroed as soon as they are used.
  */
 import { blake2b } from '@noble/hashes/blake2.js';
-import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import nacl from 'tweetnacl';
 import {
-  encodeRawKey,
-  isSmallOrderX25519,
-  RAW_KEY_BYTES,
-  x25519PrivateKeyObject,
-} from './device-keys-format.js';
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
+import nacl from 'tweetnacl';
+import { encodeRawKey, isSmallOrderX25519, RAW_KEY_BYTES } from './device-keys-format.js';
 
 /** What sealing adds to a message: the ephemeral public key (32) and the Poly1305 tag (16). */
 export const SEAL_OVERHEAD = RAW_KEY_BYTES + nacl.box.overheadLength;
@@ -116,7 +117,10 @@ export function openSealed(
   if (isSmallOrderX25519(epk)) return null;
   let k: Uint8Array;
   try {
-    k = boxKey(x25519PrivateKeyObject(recipientSecretKey), x25519PublicKeyObject(epk));
+    k = boxKey(
+      recipientPrivateKey(recipientSecretKey, recipientPublicKey),
+      x25519PublicKeyObject(epk),
+    );
   } catch {
     return null; // OpenSSL refuses an all-zero shared secret
   }
@@ -141,6 +145,17 @@ function boxKey(privateKey: KeyObject, publicKey: KeyObject): Uint8Array {
     shared.fill(0);
   }
   return k;
+}
+
+/**
+ * The recipient's private KeyObject, imported from JWK: about ten times faster than PKCS#8 DER
+ * in Node 20's OpenSSL 3. Node derives the key from `d` alone; `x` is required by the JWK form.
+ */
+function recipientPrivateKey(secretKey: Uint8Array, publicKey: Uint8Array): KeyObject {
+  return createPrivateKey({
+    key: { kty: 'OKP', crv: 'X25519', d: encodeRawKey(secretKey), x: encodeRawKey(publicKey) },
+    format: 'jwk',
+  });
 }
 
 function x25519PublicKeyObject(raw: Uint8Array): KeyObject {

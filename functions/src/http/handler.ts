@@ -8,7 +8,7 @@
 import type { z } from 'zod';
 import { Authenticator, WWW_AUTHENTICATE } from '../auth/authenticate.js';
 import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
-import { callerKind, type Principal } from '../core/principal.js';
+import { callerKind, credentialScope, type Principal } from '../core/principal.js';
 import { scopeAllows } from '../core/scope.js';
 import { takesNoCredential, type AppDeps, type Route } from '../routes/route.js';
 import { ROUTES, routeIndex } from '../routes/table.js';
@@ -84,10 +84,15 @@ function checkPolicy(route: Route, principal: Principal | null): void {
 function checkScope(route: Route, principal: Principal | null, input: unknown): void {
   if (principal === null || principal.kind === 'bridge' || route.scopeCheck === 'handler') return;
   const resource = route.resource(input);
-  if (principal.kind === 'token' && !scopeAllows(principal.scope, route.rpc, resource)) {
-    throw new ApiError('permission_denied', `the token's scope does not allow ${route.rpc}`, {
-      rpc: route.rpc,
-    });
+  const own = credentialScope(principal);
+  if (own !== null && !scopeAllows(own, route.rpc, resource)) {
+    throw new ApiError(
+      'permission_denied',
+      `the ${principal.kind}'s scope does not allow ${route.rpc}`,
+      {
+        rpc: route.rpc,
+      },
+    );
   }
   const delegation = principal.delegation;
   if (delegation !== undefined && !scopeAllows(delegation.scope, route.rpc, resource)) {
@@ -105,7 +110,8 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
   const index = routeIndex(routes);
   const authenticator = new Authenticator(deps);
   return async (req) => {
-    const route = index.get(req.path);
+    const found = index(req.path);
+    const route = found?.route;
     try {
       if (route === undefined) throw new ApiError('not_found', 'no such route');
       if (req.method !== route.method) {
@@ -128,7 +134,7 @@ export function createHandler(deps: AppDeps, routes: readonly Route[] = ROUTES):
       const parsed = route.input.safeParse(body);
       if (!parsed.success) throw schemaError(parsed.error);
       checkScope(route, principal, parsed.data);
-      const result = await route.run(deps, principal, parsed.data);
+      const result = await route.run(deps, principal, parsed.data, found!.rest);
       return { status: route.status, headers: { ...BASE_HEADERS, ...route.headers }, body: result };
     } catch (error) {
       if (error instanceof ApiError) {

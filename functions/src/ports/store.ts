@@ -141,6 +141,30 @@ export interface SecretVersionDoc {
   kek_ref: string;
 }
 
+/** How a run ended, if it did. */
+export type RunEnd = 'completed' | 'revoked';
+
+/**
+ * An ephemeral run: `runs/{run_id}`. A per-spawn identity with its own Ed25519 key (public
+ * half only), a scope no wider than its spawner's, a short life and its lineage.
+ */
+export interface RunDoc {
+  run_id: string;
+  agent_id: string;
+  parent_run_id: string | null;
+  root_run_id: string;
+  /** Run ids from the root to this run (inclusive). */
+  lineage: string[];
+  task: string;
+  scope: string[];
+  /** Raw Ed25519 public key, unpadded base64url. */
+  public_key: string;
+  created_at: string;
+  expires_at: string;
+  ended: RunEnd | null;
+  ended_at: string | null;
+}
+
 /** Every collection and the shape of its documents. */
 export interface Collections {
   agents: AgentDoc;
@@ -152,6 +176,7 @@ export interface Collections {
   secret_versions: SecretVersionDoc;
   device_enrollments: EnrollmentDoc;
   request_nonces: RequestNonceDoc;
+  runs: RunDoc;
 }
 
 export type CollectionName = keyof Collections;
@@ -170,6 +195,7 @@ export const INDEXED_FIELDS = {
   secret_versions: [],
   device_enrollments: [],
   request_nonces: [],
+  runs: ['root_run_id', 'public_key'],
 } as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
 
 export type IndexedField<C extends CollectionName> = (typeof INDEXED_FIELDS)[C][number];

@@ -24,7 +24,7 @@ export const agentsGet = defineRoute({
   method: 'POST',
   path: '/agents/get',
   rpc: 'agents/get',
-  policy: ['bridge', 'device', 'token', 'delegated'],
+  policy: ['bridge', 'device', 'token', 'run', 'delegated'],
   agentScoped: true,
   status: 200,
   input: z.strictObject({ agent_id: agentIdSchema.optional() }),

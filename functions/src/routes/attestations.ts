@@ -10,7 +10,7 @@ export const attestationsVerify = defineRoute({
   method: 'POST',
   path: '/attestations/verify',
   rpc: 'attestations/verify',
-  policy: ['bridge', 'device', 'token', 'delegated'],
+  policy: ['bridge', 'device', 'token', 'run', 'delegated'],
   agentScoped: false,
   status: 200,
   input: z.strictObject({
@@ -19,7 +19,7 @@ export const attestationsVerify = defineRoute({
       .string()
       .min(1)
       .max(200)
-      .regex(/^[^\n]+$/, 'job_id must be one line'),
+      .regex(/^[^\x00-\x1f\x7f]+$/, 'job_id must not contain control characters'),
     input_sha256: sha256Hex,
     output_sha256: sha256Hex,
     rc: z.number().int().min(-2147483648).max(2147483647),

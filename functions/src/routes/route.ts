@@ -35,6 +35,8 @@ export function takesNoCredential(policy: RoutePolicy): policy is 'public' | 'en
 export interface RouteSpec<S extends z.ZodType> {
   method: 'GET' | 'POST';
   path: string;
+  /** `prefix`: the route answers every path under `path`; the rest reaches the handler. */
+  match?: 'exact' | 'prefix';
   /** The RPC name used in scopes and logs, e.g. `agents/get`. */
   rpc: string;
   policy: RoutePolicy;
@@ -70,12 +72,15 @@ export interface HandlerContext<I> {
   /** The verified caller; null only on public routes. */
   principal: Principal | null;
   input: I;
+  /** For a prefix route, the path after the prefix; else empty. */
+  rest: string;
 }
 
 /** A route with its input type erased, as the table holds it. */
 export interface Route {
   method: 'GET' | 'POST';
   path: string;
+  match: 'exact' | 'prefix';
   rpc: string;
   policy: RoutePolicy;
   agentScoped: boolean;
@@ -84,7 +89,7 @@ export interface Route {
   headers: Record<string, string>;
   input: z.ZodType;
   resource(input: unknown): string | null;
-  run(deps: AppDeps, principal: Principal | null, input: unknown): Promise<object>;
+  run(deps: AppDeps, principal: Principal | null, input: unknown, rest?: string): Promise<object>;
 }
 
 /** Declares a route; the schema's output type flows into the handler. */
@@ -92,6 +97,7 @@ export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
   return {
     method: spec.method,
     path: spec.path,
+    match: spec.match ?? 'exact',
     rpc: spec.rpc,
     policy: spec.policy,
     agentScoped: spec.agentScoped,
@@ -100,7 +106,8 @@ export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
     headers: spec.headers ?? {},
     input: spec.input,
     resource: (input) => spec.resource?.(input as z.output<S>) ?? null,
-    run: (deps, principal, input) => spec.handle({ deps, principal, input: input as z.output<S> }),
+    run: (deps, principal, input, rest = '') =>
+      spec.handle({ deps, principal, input: input as z.output<S>, rest }),
   };
 }
 

@@ -22,8 +22,13 @@ const versionSchema = z
   .max(2 ** 31);
 const versionsSchema = z.array(versionSchema).min(1).max(100);
 
-/** Every secrets RPC acts for one agent: its device key, a token, or a delegation in scope. */
-const AGENT_CALLERS = ['device', 'token', 'delegated'] as const satisfies readonly CallerKind[];
+/** Every secrets RPC acts for one agent: its device key, a token, a run, or a delegation in scope. */
+const AGENT_CALLERS = [
+  'device',
+  'token',
+  'run',
+  'delegated',
+] as const satisfies readonly CallerKind[];
 
 /** POST /secrets/put: a new version; `cas` guards against lost updates. */
 export const secretsPut = defineRoute({

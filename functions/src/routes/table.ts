@@ -9,6 +9,7 @@ import { deviceIssue, deviceRevoke } from './device.js';
 import { deviceEnroll, enrollmentsCreate } from './enrollment.js';
 import { delegate, delegateRevoke } from './delegate.js';
 import { healthz } from './health.js';
+import { runsComplete, runsRevoke, runsSpawn, runWellKnown } from './runs.js';
 import {
   secretsDelete,
   secretsDestroy,
@@ -47,16 +48,36 @@ export const ROUTES: readonly Route[] = [
   tokensRegister,
   settingsList,
   settingsSet,
+  runsSpawn,
+  runsComplete,
+  runsRevoke,
   wellKnown,
+  runWellKnown,
   healthz,
 ];
 
+/** Finds the route of a path: exact paths first, then prefixes; with the rest of the path. */
+export type RouteLookup = (path: string) => { route: Route; rest: string } | undefined;
+
 /** Routes by path, for the HTTP core's lookup. */
-export function routeIndex(routes: readonly Route[]): ReadonlyMap<string, Route> {
-  const index = new Map<string, Route>();
+export function routeIndex(routes: readonly Route[]): RouteLookup {
+  const exact = new Map<string, Route>();
+  const prefixes: Route[] = [];
   for (const route of routes) {
-    if (index.has(route.path)) throw new Error(`route table: ${route.path} is declared twice`);
-    index.set(route.path, route);
+    if (exact.has(route.path) || prefixes.some((p) => p.path === route.path)) {
+      throw new Error(`route table: ${route.path} is declared twice`);
+    }
+    if (route.match === 'prefix') prefixes.push(route);
+    else exact.set(route.path, route);
   }
-  return index;
+  return (path) => {
+    const route = exact.get(path);
+    if (route !== undefined) return { route, rest: '' };
+    for (const p of prefixes) {
+      // One segment after the prefix, nothing more: no traversal, no nested paths.
+      const rest = path.startsWith(p.path) ? path.slice(p.path.length) : null;
+      if (rest !== null && /^[A-Za-z0-9_-]{1,64}$/.test(rest)) return { route: p, rest };
+    }
+    return undefined;
+  };
 }
