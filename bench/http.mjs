@@ -12,6 +12,7 @@ import { createApp } from '../functions/lib/app.js';
 import { loadConfig } from '../functions/lib/config/config.js';
 import { startServer } from '../functions/lib/local/server.js';
 import { generateSigningKey, mintCapabilityToken } from '../functions/lib/tokens/mint.js';
+import { encodeRawKey, generateDeviceKeys } from '../functions/lib/crypto/device-keys-format.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
@@ -88,6 +89,15 @@ await post(
   { 'x-agentpack-device-key': device_key },
 );
 
+// An enrolled device: pinned sealing and signing keys.
+const deviceKeys = generateDeviceKeys();
+const { code } = await post('/device/enrollments/create', { agent_id: 'bench-agent' }, { 'x-agentpack-key': BRIDGE });
+const enrolled = await post('/device/enroll', {
+  code,
+  sealing_public_key: encodeRawKey(deviceKeys.sealing.publicKey),
+  signing_public_key: encodeRawKey(deviceKeys.signing.publicKey),
+});
+
 const mint = () =>
   mintCapabilityToken({
     privateJwk,
@@ -125,6 +135,27 @@ const cases = [
       method: 'POST',
       headers: { ...json, 'x-agentpack-device-key': device_key },
       body: getBody,
+    },
+  ],
+  [
+    '/secrets/get (signed request)',
+    {
+      url,
+      path: '/secrets/get',
+      method: 'POST',
+      headers: { ...json, 'x-agentpack-device-key': enrolled.device_key },
+      body: getBody,
+      signWith: Buffer.from(deviceKeys.signing.privateKey).toString('base64url'),
+    },
+  ],
+  [
+    '/secrets/get (sealed)',
+    {
+      url,
+      path: '/secrets/get',
+      method: 'POST',
+      headers: { ...json, 'x-agentpack-device-key': enrolled.device_key },
+      body: JSON.stringify({ name: 'openai_key', seal: true }),
     },
   ],
   [

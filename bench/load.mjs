@@ -1,15 +1,21 @@
 // The load generator, run as its own process so it never shares a CPU queue with the server's
 // event loop: `node bench/load.mjs '<json>'`. Prints autocannon's summary as one JSON line.
-// Config: {url, path, method, headers, body, connections, duration, tokensFile?}. With
-// tokensFile, each request carries the next token of the file (fresh tokens).
+// Config: {url, path, method, headers, body, connections, duration, tokensFile?, signWith?}.
+// With tokensFile, each request carries the next token of the file (fresh tokens); with
+// signWith (an Ed25519 seed, base64url), each request is signed as an enrolled device's.
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
+import { ed25519PrivateKeyObject, signRequest } from '../functions/lib/crypto/device-keys-format.js';
 
 const config = JSON.parse(process.argv[2]);
 const tokens = config.tokensFile
   ? readFileSync(config.tokensFile, 'utf8').trim().split('\n')
   : null;
 let next = 0;
+// With signWith, every request is signed afresh (new nonce, current time) by the device key,
+// the way an enrolled device calls; the signing cost is the load generator's, not the server's.
+const signingKey = config.signWith ? ed25519PrivateKeyObject(Buffer.from(config.signWith, 'base64url')) : null;
+const body = config.body === undefined ? undefined : Buffer.from(config.body);
 
 const result = await autocannon({
   url: config.url,
@@ -21,6 +27,14 @@ const result = await autocannon({
       path: config.path,
       headers: config.headers,
       body: config.body,
+      ...(signingKey === null
+        ? {}
+        : {
+            setupRequest(req) {
+              const headers = signRequest({ method: config.method, path: config.path, body, signingSeed: signingKey, nowMs: Date.now() });
+              return { ...req, headers: { ...req.headers, ...headers } };
+            },
+          }),
       ...(tokens === null
         ? {}
         : {

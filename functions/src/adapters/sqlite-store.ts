@@ -208,7 +208,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         pendingAudit.push({ events, done: (e) => (e === undefined ? resolve() : reject(e)) });
         if (!auditScheduled) {
           auditScheduled = true;
-          const run = queue.then(flushAudit);
+          // Wait for the current I/O phase to end, so reads arriving together share a commit.
+          const run = queue.then(() => new Promise<void>((r) => setImmediate(r))).then(flushAudit);
           queue = run.catch(() => undefined);
         }
       });
