@@ -5,7 +5,8 @@
  * any decryption is attempted, and fails loudly.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { assertPrivateFile } from '../config/private-file.js';
 import type { Keyring } from '../ports/keyring.js';
 
 const WRAP_AAD_PREFIX = Buffer.from('agentpack-wrap-v1\n');
@@ -61,8 +62,6 @@ export function loadKekFile(file: string, mayCreate: boolean): Buffer {
     writeFileSync(file, `${kek.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
     return kek;
   }
-  const mode = statSync(file).mode & 0o777;
-  if ((mode & 0o077) !== 0)
-    throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+  assertPrivateFile(file);
   return parseKek(readFileSync(file, 'utf8'), file);
 }

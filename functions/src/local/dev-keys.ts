@@ -4,8 +4,9 @@
  * printed, only the file's path.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertPrivateFile } from '../config/private-file.js';
 import { generateSigningKey, importSigningKey } from '../tokens/mint.js';
 
 export const DEV_BRIDGE_KEY_FILE = 'bridge-key';
@@ -22,10 +23,7 @@ export function ensureDevBridgeKey(dataDir: string): {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, DEV_BRIDGE_KEY_FILE);
   if (existsSync(file)) {
-    const mode = statSync(file).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
-      throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
-    }
+    assertPrivateFile(file);
     return { key: readFileSync(file, 'utf8').trim(), file, created: false };
   }
   const key = `apbk_${randomBytes(32).toString('base64url')}`;
@@ -54,10 +52,7 @@ export function ensureDevSigningKey(dataDir: string): {
     writeFileSync(file, `${JSON.stringify(privateJwk, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
     created = true;
   }
-  const mode = statSync(file).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
-  }
+  assertPrivateFile(file);
   const { kid, x } = importSigningKey(JSON.parse(readFileSync(file, 'utf8')) as unknown);
   const publicJwk = { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' };
   return { jwks: JSON.stringify({ keys: [publicJwk] }), file, created };
