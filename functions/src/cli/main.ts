@@ -9,20 +9,15 @@
  * and the device key it receives at enrollment live in one 0700 directory, each file 0600, and
  * are never printed. Only `device request` prints a secret, when that is what it was asked for.
  *
+ * For a workload, the `run` commands (run-commands.ts) spawn an ephemeral run with a key made
+ * here and run a command as that run, its secrets in private files rather than its environment.
+ *
  * Exit codes: 0 done, 1 the command failed (bad key file, refused value, registration refused),
- * 2 the command line itself is wrong (unknown command or option, missing option).
+ * 2 the command line itself is wrong (unknown command or option, missing option); `run exec`
+ * exits with its command's code.
  */
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { isWellFormedDeviceKey } from '../auth/device-key-format.js';
 import type { StorageConfig } from '../config/config.js';
 import {
@@ -39,21 +34,32 @@ import {
 } from '../crypto/device-keys-format.js';
 import { openSealed } from '../crypto/sealed-box.js';
 import { generateSigningKey, mintCapabilityToken, type MintedToken } from '../tokens/mint.js';
+import {
+  answerObject,
+  CliError,
+  describeAnswer,
+  help,
+  NAME,
+  parseOptions,
+  post,
+  readPrivateFile,
+  refuseExisting,
+  REQUEST_TIMEOUT_MS,
+  required,
+  serviceUrl,
+  TOKEN_TEXT,
+  usage,
+  wantsHelp,
+  writePrivateFile,
+  type CliIo,
+} from './common.js';
+import { RUN_COMMANDS, RUN_HELP } from './run-commands.js';
 
-/** Where the CLI writes, what environment it reads and what time it is: injected for tests. */
-export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  env: Readonly<Record<string, string | undefined>>;
-  /** Milliseconds since the Unix epoch; default `Date.now`. */
-  now?(): number;
-}
+export type { CliIo } from './common.js';
 
-const NAME = 'agentpack-identity';
 const DEFAULT_TTL_SECONDS = 300;
 const MAX_KEY_FILE_BYTES = 64 * 1024;
 const REGISTER_TIMEOUT_MS = 15_000;
-const REQUEST_TIMEOUT_MS = 15_000;
 
 /** The files of a device directory (`device keygen --out DIR`, `--keys DIR`). */
 const DEVICE_FILES = {
@@ -63,18 +69,6 @@ const DEVICE_FILES = {
   deviceKey: 'device-key',
   enrollment: 'enrollment.json',
 } as const;
-
-/** A failure with a one-line reason and an exit code. */
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: 1 | 2 = 1,
-  ) {
-    super(message);
-  }
-}
-
-const usage = (message: string) => new CliError(message, 2);
 
 const HELP = {
   top: `${NAME}: operator and device tooling for agentpack-identity
@@ -90,6 +84,9 @@ usage:
       [--seal]
   ${NAME} device sign-attestation --keys DIR --job-id ID --input-sha256 H --output-sha256 H
       --rc N
+  ${NAME} run spawn --url URL --device-key-file FILE --task TASK --scope RPC[,RPC...]
+      [--ttl SECONDS] --out DIR [--parent-dir DIR]
+  ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] -- COMMAND [ARGS...]
 
 commands:
   keys generate            write a new Ed25519 signing key (private JWK, mode 0600), print its
@@ -101,6 +98,9 @@ commands:
   device enroll            enroll the device with a one-time code, store its device key
   device request           send a request signed by the device, open sealed secrets
   device sign-attestation  sign a job attestation with the device's signing key
+  run spawn                spawn an ephemeral run with a fresh key, write its directory
+  run exec                 run a command as a run, its secrets in private files, then
+                           complete the run
 
 Run "${NAME} COMMAND --help" for a command's options.
 Exit codes: 0 done, 1 the command failed, 2 bad command line.
@@ -246,44 +246,6 @@ options:
 `,
 } as const;
 
-const wantsHelp = (args: readonly string[]) => args.includes('--help') || args.includes('-h');
-
-/**
- * Parses a command's options strictly; each option at most once, no positionals. `flags` are
- * options without a value, present as `true`.
- */
-function parseOptions<K extends string, F extends string = never>(
-  args: readonly string[],
-  names: readonly K[],
-  flags: readonly F[] = [],
-): Partial<Record<K, string>> & Partial<Record<F, true>> {
-  let values: Record<string, unknown>;
-  try {
-    const options = Object.fromEntries([
-      ...names.map((n) => [n, { type: 'string' as const, multiple: true as const }]),
-      ...flags.map((n) => [n, { type: 'boolean' as const, multiple: true as const }]),
-    ]);
-    values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    const text = error instanceof Error ? error.message : String(error);
-    // parseArgs' messages go on with advice about `--`; the first sentence is the reason.
-    throw usage(text.split(/\.\s/)[0]!.replace(/\.$/, ''));
-  }
-  const out: Partial<Record<string, string | true>> = {};
-  for (const name of [...names, ...flags]) {
-    const list = values[name] as Array<string | boolean> | undefined;
-    if (list === undefined) continue;
-    if (list.length > 1) throw usage(`--${name} given more than once`);
-    out[name] = list[0] as string | true;
-  }
-  return out as Partial<Record<K, string>> & Partial<Record<F, true>>;
-}
-
-function required(value: string | undefined, name: string): string {
-  if (value === undefined || value === '') throw usage(`--${name} is required`);
-  return value;
-}
-
 function keysGenerate(args: readonly string[], io: CliIo): number {
   const opts = parseOptions(args, ['out', 'kid']);
   const out = required(opts.out, 'out');
@@ -350,82 +312,9 @@ function bridgeKey(env: CliIo['env']): string {
   return first;
 }
 
-const LOOPBACK_HOSTS = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
-
-/**
- * The service's base URL from `option` (without a trailing slash), refusing URLs that would
- * expose a credential or be ambiguous.
- */
-function serviceUrl(raw: string, option: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new CliError(`${option}: "${raw}" is not a URL`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new CliError(`${option}: the URL must be http(s)`);
-  }
-  // Policy: credentials (a bridge key, a device key, an enrollment code) and secrets travel in
-  // the request or its answer, so never in clear over a network.
-  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.test(url.hostname)) {
-    throw new CliError(`${option}: plain http is allowed to loopback addresses only; use https`);
-  }
-  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
-    throw new CliError(`${option}: the URL must have no credentials, query or fragment`);
-  }
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-}
-
 /** `URL/tokens/register`, refusing URLs that would expose the bridge key or be ambiguous. */
 function registerUrl(raw: string): string {
   return `${serviceUrl(raw, '--register')}/tokens/register`;
-}
-
-/** A short single-line rendering of a service's error answer (it is not ours to trust). */
-function describeAnswer(status: number, text: string): string {
-  let detail = '';
-  try {
-    const body: unknown = JSON.parse(text);
-    const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
-    if (typeof error?.code === 'string') detail += ` ${error.code}`;
-    if (typeof error?.message === 'string') detail += `: ${error.message}`;
-  } catch {
-    // not JSON: the status says enough
-  }
-  return `HTTP ${status}${detail.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 200)}`;
-}
-
-/**
- * POSTs `body` to `url` and returns the status and text of the answer; `failure` starts the
- * one-line reason when the service cannot be reached.
- */
-async function post(
-  url: string,
-  headers: Record<string, string>,
-  body: string,
-  failure: string,
-  timeoutMs: number,
-): Promise<{ status: number; text: string }> {
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body,
-      // A redirect would send a credential somewhere we were not told to: treat it as failure.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    const name = (error as Error).name;
-    throw new CliError(
-      `${failure}: cannot reach ${url} (${cause ?? (name === 'TimeoutError' ? 'timeout' : 'network error')})`,
-    );
-  }
-  const text = await res.text().catch(() => '');
-  return { status: res.status, text };
 }
 
 async function register(url: string, key: string, minted: MintedToken): Promise<void> {
@@ -531,56 +420,6 @@ async function secretsRewrap(args: readonly string[], io: CliIo): Promise<number
   }
 }
 
-/** Writes a new private file (mode exactly 0600), never over an existing file or symlink. */
-function writePrivateFile(file: string, content: string): void {
-  try {
-    // `wx`: O_CREAT|O_EXCL, so an existing file (or a planted symlink) is never overwritten.
-    writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600); // the umask may have taken bits away; make it exactly 0600
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new CliError(`${file} already exists: refusing to overwrite it`);
-    throw new CliError(`cannot write ${file} (${code ?? 'error'})`);
-  }
-}
-
-/** Refuses when any of `files` exists (a symlink too), before anything is written. */
-function refuseExisting(files: readonly string[], hint: string): void {
-  for (const file of files) {
-    let exists = true;
-    try {
-      lstatSync(file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new CliError(`cannot check ${file} (${(error as NodeJS.ErrnoException).code})`);
-      }
-      exists = false;
-    }
-    if (exists) throw new CliError(`${file} already exists: ${hint}`);
-  }
-}
-
-/**
- * Reads a small private file of the device directory: a regular file, at most 4 KiB, that
- * nobody else can read (policy, as ssh does for its keys: a private key or device key others
- * can read is refused, not used). Returns its text without surrounding whitespace.
- */
-function readPrivateFile(file: string): string {
-  try {
-    const stat = statSync(file);
-    if (!stat.isFile()) throw new CliError(`${file} is not a file`);
-    if (stat.size > 4096) throw new CliError(`${file} is too large`);
-    const mode = stat.mode & 0o777;
-    if ((mode & 0o077) !== 0) {
-      throw new CliError(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
-    }
-    return readFileSync(file, 'utf8').trim();
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    throw new CliError(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
 /** A raw 32-byte private key file (`sealing.key`, `signing.key`). Never echoes the file. */
 function readRawPrivateKey(dir: string, name: string): Uint8Array {
   const file = join(dir, name);
@@ -647,29 +486,6 @@ function deviceKeygen(args: readonly string[], io: CliIo): number {
     `private keys written to ${files[0]} and ${files[1]} (mode 0600); read the fingerprint out of band to the operator who creates the enrollment\n`,
   );
   return 0;
-}
-
-/** Printable ASCII without spaces, bounded: safe in a header, a body and a one-line error. */
-const TOKEN_TEXT = /^[\x21-\x7e]{1,512}$/;
-
-/** The JSON object of a 2xx answer, or a one-line failure. */
-function answerObject(
-  status: number,
-  text: string,
-  failure: string,
-  ok: (status: number) => boolean,
-): Record<string, unknown> {
-  if (!ok(status)) throw new CliError(`${failure}: ${describeAnswer(status, text)}`);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new CliError(`${failure}: HTTP ${status} with an answer that is not JSON`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new CliError(`${failure}: HTTP ${status} with an answer that is not a JSON object`);
-  }
-  return body as Record<string, unknown>;
 }
 
 async function deviceEnroll(args: readonly string[], io: CliIo): Promise<number> {
@@ -932,17 +748,27 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       }
       throw usage(`device: unknown command "${action}" (try "device --help")`);
     }
+    if (group === 'run') {
+      const command =
+        action !== undefined && Object.hasOwn(RUN_COMMANDS, action)
+          ? RUN_COMMANDS[action]
+          : undefined;
+      if (command !== undefined) {
+        if (wantsHelp(rest)) return help(io, command.help);
+        return await command.run(rest, io);
+      }
+      if (action === undefined || action === '--help' || action === '-h') {
+        if (action === undefined) throw usage('run: missing command (try "run --help")');
+        return help(io, RUN_HELP.run);
+      }
+      throw usage(`run: unknown command "${action}" (try "run --help")`);
+    }
     throw usage(`unknown command "${group}" (try "${NAME} --help")`);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     io.stderr(`${NAME}: ${message.replace(/[\r\n]+/g, ' ')}\n`);
     return error instanceof CliError ? error.exitCode : 1;
   }
-}
-
-function help(io: CliIo, text: string): number {
-  io.stdout(text);
-  return 0;
 }
 
 /** The process entry, called by `bin/agentpack-identity.js`. */
