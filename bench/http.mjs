@@ -91,7 +91,11 @@ await post(
 
 // An enrolled device: pinned sealing and signing keys.
 const deviceKeys = generateDeviceKeys();
-const { code } = await post('/device/enrollments/create', { agent_id: 'bench-agent' }, { 'x-agentpack-key': BRIDGE });
+const { code } = await post(
+  '/device/enrollments/create',
+  { agent_id: 'bench-agent' },
+  { 'x-agentpack-key': BRIDGE },
+);
 const enrolled = await post('/device/enroll', {
   code,
   sealing_public_key: encodeRawKey(deviceKeys.sealing.publicKey),

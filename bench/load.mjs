@@ -5,7 +5,10 @@
 // signWith (an Ed25519 seed, base64url), each request is signed as an enrolled device's.
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { ed25519PrivateKeyObject, signRequest } from '../functions/lib/crypto/device-keys-format.js';
+import {
+  ed25519PrivateKeyObject,
+  signRequest,
+} from '../functions/lib/crypto/device-keys-format.js';
 
 const config = JSON.parse(process.argv[2]);
 const tokens = config.tokensFile
@@ -14,7 +17,9 @@ const tokens = config.tokensFile
 let next = 0;
 // With signWith, every request is signed afresh (new nonce, current time) by the device key,
 // the way an enrolled device calls; the signing cost is the load generator's, not the server's.
-const signingKey = config.signWith ? ed25519PrivateKeyObject(Buffer.from(config.signWith, 'base64url')) : null;
+const signingKey = config.signWith
+  ? ed25519PrivateKeyObject(Buffer.from(config.signWith, 'base64url'))
+  : null;
 const body = config.body === undefined ? undefined : Buffer.from(config.body);
 
 const result = await autocannon({
@@ -31,7 +36,13 @@ const result = await autocannon({
         ? {}
         : {
             setupRequest(req) {
-              const headers = signRequest({ method: config.method, path: config.path, body, signingSeed: signingKey, nowMs: Date.now() });
+              const headers = signRequest({
+                method: config.method,
+                path: config.path,
+                body,
+                signingSeed: signingKey,
+                nowMs: Date.now(),
+              });
               return { ...req, headers: { ...req.headers, ...headers } };
             },
           }),

@@ -39,7 +39,7 @@ function safeName(name: PropertyKey): string {
 }
 
 /** One zod issue as a sentence: where and what, never the offending value. */
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.ZodIssue): string {
   const where = issue.path.map(safeName).join('.');
   const what =
     issue.code === 'unrecognized_keys'
