@@ -108,6 +108,21 @@ describe('body', () => {
     expect(await svc.store.auditEvents(10)).toHaveLength(2); // the create and issue of beforeEach
   });
 
+  it('refuses a lone surrogate, which UTF-8 storage would silently change, and writes nothing', async () => {
+    const res = await create(
+      '{"display_name":"bad \\ud800 name","agent_id":"surrogate-agent"}',
+      'application/json',
+    );
+    expectError(res, 400, 'invalid_argument');
+    expect(await svc.store.get('agents', 'surrogate-agent')).toBeNull();
+    const paired = await create(
+      '{"display_name":"ok \\ud83d\\ude00","agent_id":"emoji-agent"}',
+      'application/json',
+    );
+    expect(paired.status).toBe(201);
+    expect(paired.body.display_name).toBe('ok 😀');
+  });
+
   it('refuses __proto__ and other unknown keys', async () => {
     expectError(
       await create('{"display_name":"x","__proto__":{"admin":true}}', 'application/json'),

@@ -7,6 +7,8 @@ import { ApiError } from '../core/errors.js';
 import { MAX_BODY_BYTES, type HttpRequest } from './types.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** With the `u` flag this matches only unpaired surrogates. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** Checks the media type: `application/json`, optionally with `charset=utf-8`. */
 function checkContentType(values: readonly string[] | undefined): void {
@@ -41,10 +43,23 @@ export function parseJsonObjectBody(req: HttpRequest): Record<string, unknown> {
     throw new ApiError('invalid_argument', 'the body is not valid UTF-8');
   }
   let value: unknown;
+  let loneSurrogate = false;
   try {
-    value = JSON.parse(text);
+    // Policy: a string with a lone surrogate (`"\ud800"`) is not Unicode text and would be
+    // silently changed on its way to UTF-8 storage; refuse it instead of storing something else.
+    value = JSON.parse(text, (key, v: unknown) => {
+      if (LONE_SURROGATE.test(key) || (typeof v === 'string' && LONE_SURROGATE.test(v)))
+        loneSurrogate = true;
+      return v;
+    });
   } catch {
     throw new ApiError('invalid_argument', 'the body is not valid JSON');
+  }
+  if (loneSurrogate) {
+    throw new ApiError(
+      'invalid_argument',
+      'the body holds a string that is not valid Unicode (a lone surrogate)',
+    );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ApiError('invalid_argument', 'the body must be a JSON object');
