@@ -92,47 +92,37 @@ export const secretsMetadata = defineRoute({
 
 const changeInput = z.strictObject({ name: nameSchema, versions: versionsSchema.optional() });
 
+/** The three routes that change the state of versions differ only in the change and input. */
+function versionChangeRoute(
+  change: 'delete' | 'undelete' | 'destroy',
+  input:
+    typeof changeInput | z.ZodObject<{ name: typeof nameSchema; versions: typeof versionsSchema }>,
+) {
+  return defineRoute({
+    method: 'POST',
+    path: `/secrets/${change}`,
+    rpc: `secrets/${change}`,
+    policy: AGENT_CALLERS,
+    agentScoped: true,
+    status: 200,
+    input,
+    resource: (body) => body.name,
+    handle: ({ deps, principal, input: body }) =>
+      changeVersions(deps, agentPrincipal(principal), change, body),
+  });
+}
+
 /** POST /secrets/delete: soft delete (default: the current version). */
-export const secretsDelete = defineRoute({
-  method: 'POST',
-  path: '/secrets/delete',
-  rpc: 'secrets/delete',
-  policy: AGENT_CALLERS,
-  agentScoped: true,
-  status: 200,
-  input: changeInput,
-  resource: (input) => input.name,
-  handle: ({ deps, principal, input }) =>
-    changeVersions(deps, agentPrincipal(principal), 'delete', input),
-});
+export const secretsDelete = versionChangeRoute('delete', changeInput);
 
 /** POST /secrets/undelete: undo a soft delete (default: the current version). */
-export const secretsUndelete = defineRoute({
-  method: 'POST',
-  path: '/secrets/undelete',
-  rpc: 'secrets/undelete',
-  policy: AGENT_CALLERS,
-  agentScoped: true,
-  status: 200,
-  input: changeInput,
-  resource: (input) => input.name,
-  handle: ({ deps, principal, input }) =>
-    changeVersions(deps, agentPrincipal(principal), 'undelete', input),
-});
+export const secretsUndelete = versionChangeRoute('undelete', changeInput);
 
 /** POST /secrets/destroy: permanent; `versions` is required. */
-export const secretsDestroy = defineRoute({
-  method: 'POST',
-  path: '/secrets/destroy',
-  rpc: 'secrets/destroy',
-  policy: AGENT_CALLERS,
-  agentScoped: true,
-  status: 200,
-  input: z.strictObject({ name: nameSchema, versions: versionsSchema }),
-  resource: (input) => input.name,
-  handle: ({ deps, principal, input }) =>
-    changeVersions(deps, agentPrincipal(principal), 'destroy', input),
-});
+export const secretsDestroy = versionChangeRoute(
+  'destroy',
+  z.strictObject({ name: nameSchema, versions: versionsSchema }),
+);
 
 /**
  * POST /secrets/resolve: `agentpack.secret://` references, in order, all or none. Scope is
