@@ -144,8 +144,22 @@ export class Authenticator {
     return this.delegated(path, principal, delegation);
   }
 
-  private async device(request: HttpRequest, presented: string): Promise<DelegatePrincipal> {
+  /** The signed-request headers: all three, none, or some (malformed). */
+  private signatureParts(request: HttpRequest): SignatureParts | 'none' | 'partial' {
     const { path, headers } = request;
+    const timestamp = this.single(path, headers, SIGNATURE_HEADERS.timestamp);
+    const nonce = this.single(path, headers, SIGNATURE_HEADERS.nonce);
+    const signature = this.single(path, headers, SIGNATURE_HEADERS.signature);
+    if (timestamp !== undefined && nonce !== undefined && signature !== undefined) {
+      return { timestamp, nonce, signature };
+    }
+    return timestamp === undefined && nonce === undefined && signature === undefined
+      ? 'none'
+      : 'partial';
+  }
+
+  private async device(request: HttpRequest, presented: string): Promise<DelegatePrincipal> {
+    const { path } = request;
     if (!CREDENTIAL_VALUE.test(presented)) this.refuse(path, 'device', 'malformed');
     const result = await authenticateDeviceKey(this.deps, presented);
     if (!result.ok) {
@@ -159,20 +173,10 @@ export class Authenticator {
       }
       return this.refuse(path, 'device', result.reason);
     }
-    const parts = {
-      timestamp: this.single(path, headers, SIGNATURE_HEADERS.timestamp),
-      nonce: this.single(path, headers, SIGNATURE_HEADERS.nonce),
-      signature: this.single(path, headers, SIGNATURE_HEADERS.signature),
-    };
-    const given = Object.values(parts).filter((v) => v !== undefined).length;
-    if (given > 0) {
-      if (given < 3) this.refuse(path, 'device', 'malformed_signature_headers');
-      const refusal = await checkSignedRequest(
-        this.deps,
-        result.doc,
-        request,
-        parts as SignatureParts,
-      );
+    const parts = this.signatureParts(request);
+    if (parts !== 'none') {
+      if (parts === 'partial') this.refuse(path, 'device', 'malformed_signature_headers');
+      const refusal = await checkSignedRequest(this.deps, result.doc, request, parts);
       if (refusal !== null) this.refuse(path, 'device', refusal);
     } else if (
       typeof result.doc.signing_public_key === 'string' &&
@@ -189,29 +193,19 @@ export class Authenticator {
    * proves nothing). The run and every ancestor must be live, and its agent enabled.
    */
   private async run(request: HttpRequest, runId: string): Promise<RunPrincipal> {
-    const { path, headers } = request;
+    const { path } = request;
     if (!RUN_ID_PATTERN.test(runId)) this.refuse(path, 'run', 'malformed');
     const doc = await this.deps.store.get('runs', runId);
     if (doc === null) this.refuse(path, 'run', 'unknown');
     const status = await runStatus(this.deps.store, doc, this.deps.clock.now());
     if (status !== 'active') this.refuse(path, 'run', status);
-    const parts = {
-      timestamp: this.single(path, headers, SIGNATURE_HEADERS.timestamp),
-      nonce: this.single(path, headers, SIGNATURE_HEADERS.nonce),
-      signature: this.single(path, headers, SIGNATURE_HEADERS.signature),
-    };
-    if (
-      parts.timestamp === undefined ||
-      parts.nonce === undefined ||
-      parts.signature === undefined
-    ) {
-      this.refuse(path, 'run', 'signature_required');
-    }
+    const parts = this.signatureParts(request);
+    if (parts === 'none' || parts === 'partial') this.refuse(path, 'run', 'signature_required');
     const refusal = await checkSignedRequest(
       this.deps,
       { key_id: doc.run_id, signing_public_key: doc.public_key },
       request,
-      parts as SignatureParts,
+      parts,
     );
     if (refusal !== null) this.refuse(path, 'run', refusal);
     const agent = await this.deps.store.get('agents', doc.agent_id);
