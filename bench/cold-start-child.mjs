@@ -1,4 +1,4 @@
-// One cold start, measured inside a fresh process: from `import('functions/lib/index.js')` to
+// One cold start, measured inside a fresh process: from `import('functions/dist/index.js')` to
 // the end of the first answered request, served through node:http the way the Functions
 // Framework hands requests to the exported function. Prints {import_ms, first_request_ms}.
 import { createServer } from 'node:http';
@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 
 const path = process.argv[2] ?? '/healthz';
 const t0 = performance.now();
-const { identity } = await import('../functions/lib/index.js');
+const { identity } = await import('../functions/dist/index.js');
 const t1 = performance.now();
 const server = createServer((req, res) => {
   const chunks = [];

@@ -1,4 +1,4 @@
-// Cold start: a fresh process imports functions/lib/index.js and answers its first request,
+// Cold start: a fresh process imports functions/dist/index.js and answers its first request,
 // the way a new Cloud Functions instance does. Five runs per store, median reported.
 // (Firestore: firebase-admin is loaded at init, but no call reaches the network for /healthz.)
 import { execFile } from 'node:child_process';
@@ -14,7 +14,7 @@ const RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 console.log(
-  `cold start (median of ${RUNS}): import of functions/lib/index.js → first answered request`,
+  `cold start (median of ${RUNS}): import of functions/dist/index.js → first answered request`,
 );
 for (const store of ['sqlite', 'firestore']) {
   const dataDir = mkdtempSync(join(tmpdir(), 'agentpack-cold-'));

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { createApp } from '../functions/lib/app.js';
 import { loadConfig } from '../functions/lib/config/config.js';
 import { startServer } from '../functions/lib/local/server.js';
-import { generateSigningKey, mintCapabilityToken } from '../functions/lib/tokens/mint.js';
-import { encodeRawKey, generateDeviceKeys } from '../functions/lib/crypto/device-keys-format.js';
+import { generateSigningKey, mintCapabilityToken } from '@agentpack-identity/protocol';
+import { encodeRawKey, generateDeviceKeys } from '@agentpack-identity/protocol';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_HTTP_SECONDS ?? 5);

@@ -5,10 +5,7 @@
 // signWith (an Ed25519 seed, base64url), each request is signed as an enrolled device's.
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import {
-  ed25519PrivateKeyObject,
-  signRequest,
-} from '../functions/lib/crypto/device-keys-format.js';
+import { ed25519PrivateKeyObject, signRequest } from '@agentpack-identity/protocol';
 
 const config = JSON.parse(process.argv[2]);
 const tokens = config.tokensFile

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { importJWK, jwtVerify } from 'jose';
-import { generateSigningKey, mintCapabilityToken } from '../functions/lib/tokens/mint.js';
+import { generateSigningKey, mintCapabilityToken } from '@agentpack-identity/protocol';
 import { loadPinnedKeys } from '../functions/lib/tokens/pinned-keys.js';
 import { createTokenVerifier } from '../functions/lib/tokens/verify.js';
 

@@ -1,6 +1,6 @@
 /** /agents/* over real HTTP against the local server on SQLite. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AGENT_ID_PATTERN } from '../functions/src/core/ids.js';
+import { AGENT_ID_PATTERN } from '@agentpack-identity/protocol';
 import { BRIDGE_KEY_2, startTestService, type TestService } from './helpers/service.js';
 
 let svc: TestService;

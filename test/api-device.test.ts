@@ -2,7 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { deviceKeyDigest } from '../functions/src/auth/device-key-format.js';
+import { deviceKeyDigest } from '@agentpack-identity/protocol';
 import { manualClock, type ManualClock } from './helpers/clock.js';
 import { startTestService, type TestService } from './helpers/service.js';
 

@@ -9,7 +9,7 @@ import {
   generateDeviceKeys,
   signAttestation,
   signRequest,
-} from '../functions/src/crypto/device-keys-format.js';
+} from '@agentpack-identity/protocol';
 import { manualClock, type ManualClock } from './helpers/clock.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';

@@ -1,6 +1,6 @@
 /** Ephemeral runs over real HTTP: spawn, run authentication, subtree revocation, well-known. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { generateDeviceKeys, signRequest } from '../functions/src/crypto/device-keys-format.js';
+import { generateDeviceKeys, signRequest } from '@agentpack-identity/protocol';
 import { manualClock, type ManualClock } from './helpers/clock.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';

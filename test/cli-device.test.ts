@@ -1,6 +1,6 @@
 /**
  * The `device` commands of the CLI as a device's operator runs them: the built launcher
- * (`node functions/bin/agentpack-identity.js`) as a child process, against a small HTTP server
+ * (`node packages/cli/bin/agentpack-identity.js`) as a child process, against a small HTTP server
  * on loopback that checks each request the way the service does (our verify function on the
  * signature, key validation on enrollment) and answers like it. Needs `npm run build` first.
  */
@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { generateDeviceKey } from '../functions/src/auth/device-key-format.js';
+import { generateDeviceKey } from '@agentpack-identity/protocol';
 import {
   decodeRawKey,
   deviceFingerprint,
@@ -23,12 +23,12 @@ import {
   verifyAttestationSignature,
   verifyRequestSignature,
   x25519PublicKeyProblem,
-} from '../functions/src/crypto/device-keys-format.js';
-import { sealTo } from '../functions/src/crypto/sealed-box.js';
+} from '@agentpack-identity/protocol';
+import { sealTo } from '@agentpack-identity/protocol';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(root, 'functions/bin/agentpack-identity.js');
+const BIN = join(root, 'packages/cli/bin/agentpack-identity.js');
 
 interface Run {
   code: number | null;
@@ -77,8 +77,8 @@ const requests: Recorded[] = [];
 let answer: Answer = () => ({ status: 500, body: {} });
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'functions/lib/cli/main.js'))) {
-    throw new Error('functions/lib is not built: run npm run build before these tests');
+  if (!existsSync(join(root, 'packages/cli/lib/main.js'))) {
+    throw new Error('packages/cli/lib is not built: run npm run build before these tests');
   }
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];

@@ -1,6 +1,6 @@
 /**
  * The `run` commands of the CLI as a workload runs them: the built launcher
- * (`node functions/bin/agentpack-identity.js`) as a child process, against the real service
+ * (`node packages/cli/bin/agentpack-identity.js`) as a child process, against the real service
  * over HTTP (`startTestService`), and for `run exec` a real command (`node -e`) that reads its
  * secret from the file and looks for it in its environment. Needs `npm run build` first.
  */
@@ -24,13 +24,13 @@ import {
   encodeRawKey,
   signingPublicKeyOf,
   signRequest,
-} from '../functions/src/crypto/device-keys-format.js';
+} from '@agentpack-identity/protocol';
 import { startChild } from './helpers/child.js';
 import { BRIDGE_KEY, startTestService, type TestService } from './helpers/service.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(root, 'functions/bin/agentpack-identity.js');
+const BIN = join(root, 'packages/cli/bin/agentpack-identity.js');
 
 /** The secret the run reads: a newline and a non-ASCII letter, so the file must be exact. */
 const SECRET = 'sk-cli-run-Zq81xv\nsecond line ü';
@@ -124,8 +124,8 @@ const status = async (runId: string) =>
     ?.status;
 
 beforeAll(() => {
-  if (!existsSync(join(root, 'functions/lib/cli/run-commands.js'))) {
-    throw new Error('functions/lib is not built: run npm run build before these tests');
+  if (!existsSync(join(root, 'packages/cli/lib/commands/run-exec.js'))) {
+    throw new Error('packages/cli/lib is not built: run npm run build before these tests');
   }
 });
 beforeEach(async () => {

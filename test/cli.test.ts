@@ -1,5 +1,5 @@
 /**
- * The operator CLI as operators run it: the built launcher (`node functions/bin/agentpack-identity.js`)
+ * The operator CLI as operators run it: the built launcher (`node packages/cli/bin/agentpack-identity.js`)
  * as a child process. Needs `npm run build` first (as `npm test` does). Covers help, exit codes
  * and one-line reasons, the 0600 key file, minted tokens that our verifier accepts, and
  * `--register` against a recording HTTP server on loopback.
@@ -29,7 +29,7 @@ import { startFakeKms, type FakeKms } from './helpers/fake-kms.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(root, 'functions/bin/agentpack-identity.js');
+const BIN = join(root, 'packages/cli/bin/agentpack-identity.js');
 const BRIDGE = 'test-bridge-key-for-the-cli-0123456789abcdef';
 
 interface Run {
@@ -75,8 +75,8 @@ function verifierFor(issuer = 'agentpack-identity', audience = 'agentpack') {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'functions/lib/cli/main.js'))) {
-    throw new Error('functions/lib is not built: run npm run build before these tests');
+  if (!existsSync(join(root, 'packages/cli/lib/main.js'))) {
+    throw new Error('packages/cli/lib is not built: run npm run build before these tests');
   }
   keyFile = join(tmp.dir, 'signing-key.json');
   const res = await cli(['keys', 'generate', '--out', keyFile, '--kid', 'cli-test-key']);
@@ -604,7 +604,7 @@ describe('launcher and package bin', () => {
   it('is an executable with a node shebang, linked as node_modules/.bin/agentpack-identity', async () => {
     expect(readFileSync(BIN, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     expect(statSync(BIN).mode & 0o111).not.toBe(0);
-    const pkg = JSON.parse(readFileSync(join(root, 'functions/package.json'), 'utf8'));
+    const pkg = JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8'));
     expect(pkg.bin).toEqual({ 'agentpack-identity': 'bin/agentpack-identity.js' });
     const linked = join(root, 'node_modules/.bin/agentpack-identity');
     const res = await new Promise<Run>((resolve, reject) => {

@@ -1,5 +1,5 @@
 /**
- * The deployed shape: the built `functions/lib/index.js` served by the Functions Framework (the
+ * The deployed shape: the built `functions/dist/index.js` (the deploy bundle) served by the Functions Framework (the
  * server Cloud Functions 2nd gen runs), over the Firestore adapter against
  * @firestore-emulator/server. Trigger, firebase-functions, firebase-admin and our adapter all
  * run for real.

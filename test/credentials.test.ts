@@ -5,7 +5,7 @@ import {
   deviceKeyDigest,
   generateDeviceKey,
   isWellFormedDeviceKey,
-} from '../functions/src/auth/device-key-format.js';
+} from '@agentpack-identity/protocol';
 
 describe('device keys', () => {
   it('carry a fixed prefix and 256 random bits, and pass their own checksum', () => {

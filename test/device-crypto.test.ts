@@ -32,7 +32,7 @@ import {
   X25519_SMALL_ORDER_ENCODINGS,
   type AttestationFields,
   type RequestSigningParts,
-} from '../functions/src/crypto/device-keys-format.js';
+} from '@agentpack-identity/protocol';
 
 // noble leaves the hash to the caller (README: "hashes.sha512"); node:crypto provides it.
 ed.hashes.sha512 = (message: Uint8Array) =>

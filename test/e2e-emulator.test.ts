@@ -1,6 +1,6 @@
 /**
  * The deployed shape, end to end, under the real Firebase Functions emulator: the built
- * `functions/lib` loaded by `firebase emulators:exec --only functions` (firebase-tools), its
+ * `functions/dist` (the deploy bundle) loaded by `firebase emulators:exec --only functions` (firebase-tools), its
  * `identity` trigger given its secret (`AGENTPACK_BRIDGE_KEYS`, from `.secret.local`) and params
  * the emulator's way, and the Firestore adapter talking to @firestore-emulator/server through
  * FIRESTORE_EMULATOR_HOST. Every request goes over HTTP through the emulator's router.
@@ -84,7 +84,7 @@ let peerKey: { key_id: string; device_key: string };
 let delegationId: string;
 
 describe('the identity function under the Functions emulator', () => {
-  it('is served from functions/lib with the secret and params the emulator provided', async () => {
+  it('is served from functions/dist with the secret and params the emulator provided', async () => {
     const wellKnown = await fetch(`${base}/.well-known/agentpack-identity`);
     expect(wellKnown.status).toBe(200);
     const doc = (await wellKnown.json()) as any;

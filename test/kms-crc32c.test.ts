@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '../functions/src/core/crc32c.js';
+import { crc32c } from '../functions/src/adapters/crc32c.js';
 
 const vectors = JSON.parse(
   readFileSync(new URL('./vectors/crc32c.json', import.meta.url), 'utf8'),

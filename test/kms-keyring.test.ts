@@ -204,7 +204,7 @@ describe('answers only a hand fake can give', () => {
 
   it('refuses an Encrypt answered by a version of another key', async () => {
     const ciphertext = randomBytes(40);
-    const { crc32c } = await import('../functions/src/core/crc32c.js');
+    const { crc32c } = await import('../functions/src/adapters/crc32c.js');
     const ring = kmsKeyring(
       answer({
         name: 'projects/p/locations/global/keyRings/r/cryptoKeys/other/cryptoKeyVersions/1',

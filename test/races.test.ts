@@ -22,7 +22,7 @@ import { getFirestore } from 'firebase-admin/firestore';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { firestoreStore } from '../functions/src/adapters/firestore-store.js';
-import { generateDeviceKeys, signRequest } from '../functions/src/crypto/device-keys-format.js';
+import { generateDeviceKeys, signRequest } from '@agentpack-identity/protocol';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import type { AuditEvent } from '../functions/src/core/audit.js';
 import type { Store } from '../functions/src/ports/store.js';

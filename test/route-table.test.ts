@@ -6,16 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { bridgeKeyring } from '../functions/src/auth/bridge-keys.js';
-import { generateDeviceKey, deviceKeyDigest } from '../functions/src/auth/device-key-format.js';
+import { generateDeviceKey, deviceKeyDigest } from '@agentpack-identity/protocol';
 import { ERROR_STATUS } from '../functions/src/core/errors.js';
+import { CONTRACT_ERROR_STATUS } from './helpers/contract-errors.js';
 import { CALLER_KINDS, type CallerKind } from '../functions/src/core/principal.js';
 import { createHandler } from '../functions/src/http/handler.js';
-import type { HttpRequest } from '../functions/src/http/types.js';
+import type { HttpRequest } from '../functions/src/ports/http.js';
 import type { Store } from '../functions/src/ports/store.js';
 import type { Route } from '../functions/src/routes/route.js';
 import { ROUTES } from '../functions/src/routes/table.js';
-import { generateDeviceKeys, signRequest } from '../functions/src/crypto/device-keys-format.js';
-import { parseScopeEntry } from '../functions/src/core/scope.js';
+import { generateDeviceKeys, signRequest } from '@agentpack-identity/protocol';
+import { parseScopeEntry } from '@agentpack-identity/protocol';
 import { manualClock } from './helpers/clock.js';
 import { capturingLogger } from './helpers/logs.js';
 import { localKeyring } from '../functions/src/adapters/local-keyring.js';
@@ -301,19 +302,6 @@ describe('route table', () => {
 
 describe('error table', () => {
   it('maps the closed set of API codes to their statuses', () => {
-    expect(ERROR_STATUS).toEqual({
-      invalid_argument: 400,
-      unauthenticated: 401,
-      permission_denied: 403,
-      not_found: 404,
-      method_not_allowed: 405,
-      already_exists: 409,
-      failed_precondition: 409,
-      payload_too_large: 413,
-      unsupported_media_type: 415,
-      resource_exhausted: 429,
-      internal: 500,
-      unavailable: 503,
-    });
+    expect(ERROR_STATUS).toEqual(CONTRACT_ERROR_STATUS);
   });
 });

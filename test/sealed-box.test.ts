@@ -11,16 +11,8 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { blake2b } from '@noble/hashes/blake2.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  generateDeviceKeys,
-  X25519_SMALL_ORDER_ENCODINGS,
-} from '../functions/src/crypto/device-keys-format.js';
-import {
-  openSealed,
-  SEAL_OVERHEAD,
-  sealNonce,
-  sealTo,
-} from '../functions/src/crypto/sealed-box.js';
+import { generateDeviceKeys, X25519_SMALL_ORDER_ENCODINGS } from '@agentpack-identity/protocol';
+import { openSealed, SEAL_OVERHEAD, sealNonce, sealTo } from '@agentpack-identity/protocol';
 
 /** The parts of libsodium-wrappers used here (its ESM entry does not load on Node 20). */
 interface Sodium {

@@ -18,7 +18,7 @@ import {
   generateSigningKey,
   mintCapabilityToken,
   type MintOptions,
-} from '../functions/src/tokens/mint.js';
+} from '@agentpack-identity/protocol';
 import { loadPinnedKeys, publicJwks } from '../functions/src/tokens/pinned-keys.js';
 import { createTokenVerifier } from '../functions/src/tokens/verify.js';
 

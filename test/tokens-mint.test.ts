@@ -10,7 +10,7 @@ import {
   jwkThumbprint,
   mintCapabilityToken,
   type MintOptions,
-} from '../functions/src/tokens/mint.js';
+} from '@agentpack-identity/protocol';
 
 const { privateJwk, publicJwk } = generateSigningKey();
 const NOW_MS = Date.parse('2026-04-01T00:00:00.750Z');

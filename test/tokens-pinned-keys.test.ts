@@ -5,12 +5,8 @@
 import { createHash } from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { describe, expect, it } from 'vitest';
-import { generateSigningKey } from '../functions/src/tokens/mint.js';
-import {
-  ed25519PublicKeyProblem,
-  loadPinnedKeys,
-  publicJwks,
-} from '../functions/src/tokens/pinned-keys.js';
+import { ed25519PublicKeyProblem, generateSigningKey } from '@agentpack-identity/protocol';
+import { loadPinnedKeys, publicJwks } from '../functions/src/tokens/pinned-keys.js';
 
 ed.hashes.sha512 = (message: Uint8Array) =>
   new Uint8Array(createHash('sha512').update(message).digest());

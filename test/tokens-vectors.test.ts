@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { mintCapabilityToken } from '../functions/src/tokens/mint.js';
+import { mintCapabilityToken } from '@agentpack-identity/protocol';
 import { loadPinnedKeys } from '../functions/src/tokens/pinned-keys.js';
 import {
   createTokenVerifier,

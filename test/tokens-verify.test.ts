@@ -6,8 +6,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DELEGABLE_RPCS } from '../functions/src/core/scope.js';
-import { generateSigningKey, mintCapabilityToken } from '../functions/src/tokens/mint.js';
+import { DELEGABLE_RPCS } from '@agentpack-identity/protocol';
+import { generateSigningKey, mintCapabilityToken } from '@agentpack-identity/protocol';
 import { loadPinnedKeys } from '../functions/src/tokens/pinned-keys.js';
 import {
   createTokenVerifier,

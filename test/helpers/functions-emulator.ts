@@ -1,5 +1,5 @@
 /**
- * The real Firebase Functions emulator serving the built `functions/lib`:
+ * The real Firebase Functions emulator serving the built `functions/dist` (the deploy bundle):
  * `firebase emulators:exec --only functions --project demo-…` with firebase-tools from the root
  * devDependencies, never a global install. It runs offline: a `demo-` project needs no login, and
  * the CLI's network calls (update check, MOTD, the `npm show firebase-functions` SDK check) are
@@ -154,8 +154,8 @@ export async function startFunctionsEmulator(
   const startTimeoutMs = options.startTimeoutMs ?? 90_000;
   const lockTimeoutMs = options.lockTimeoutMs ?? 120_000;
   if (!projectId.startsWith('demo-')) throw new Error('use a demo- project: it needs no login');
-  if (!existsSync(join(functionsDir, 'lib', 'index.js'))) {
-    throw new Error('functions/lib is not built: run `npm run build` first (`npm test` does)');
+  if (!existsSync(join(functionsDir, 'dist', 'index.js'))) {
+    throw new Error('functions/dist is not built: run `npm run build` first (`npm test` does)');
   }
   if (!existsSync(firebaseBin)) {
     throw new Error('firebase-tools is not installed: run `npm ci` (it is a root devDependency)');

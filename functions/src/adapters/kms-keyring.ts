@@ -15,7 +15,8 @@
  * message ever carries key material: only method names, status codes and resource names.
  */
 import type { Keyring } from '../ports/keyring.js';
-import { crc32c } from '../core/crc32c.js';
+import { CRYPTO_KEY_NAME } from '../config/config.js';
+import { crc32c } from './crc32c.js';
 import { ApiError } from '../core/errors.js';
 
 /** An `google.protobuf.Int64Value` as the client hands it back (a decimal string, or a Long). */
@@ -78,10 +79,6 @@ export interface KmsClient {
     options?: KmsCallOptions,
   ): Promise<[KmsCryptoKey, ...unknown[]]>;
 }
-
-/** `projects/P/locations/L/keyRings/R/cryptoKeys/K`: a CryptoKey, never one of its versions. */
-export const CRYPTO_KEY_NAME =
-  /^projects\/[a-z0-9][a-z0-9.:-]{0,99}\/locations\/[a-z0-9-]{1,63}\/keyRings\/[A-Za-z0-9_-]{1,63}\/cryptoKeys\/[A-Za-z0-9_-]{1,63}$/;
 
 /** Default total time for one KMS call, retries included: well inside a request's budget. */
 export const KMS_TIMEOUT_MS_DEFAULT = 10_000;

@@ -3,7 +3,9 @@
  * request and response are node:http objects underneath Express).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MAX_BODY_BYTES, type HttpRequest, type HttpResponse } from '../http/types.js';
+import { INTERNAL_ERROR } from '../core/errors.js';
+import { MAX_BODY_BYTES, type HttpRequest, type HttpResponse } from '../ports/http.js';
+import type { Logger } from '../ports/logger.js';
 
 /** The path part of a request target, without the query string. */
 export function pathOf(url: string | undefined): string {
@@ -51,4 +53,21 @@ export function sendResponse(res: ServerResponse, response: HttpResponse): void 
   for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
   res.setHeader('content-length', Buffer.byteLength(payload));
   res.end(payload);
+}
+
+/**
+ * The last-resort answer of both transports when something unexpected escapes the handler: the
+ * error is logged (its name and message, never a request's content) and the caller gets the
+ * generic 500 of the error table, unless an answer was already on its way.
+ */
+export function sendInternalError(res: ServerResponse, logger: Logger, error: unknown): void {
+  logger.error('request.failed', {
+    error: error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
+  });
+  if (res.headersSent) return;
+  sendResponse(res, {
+    status: INTERNAL_ERROR.status,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+    body: INTERNAL_ERROR.toBody(),
+  });
 }

@@ -5,9 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createApp, type App } from '../app.js';
-import { pathOf, sendResponse } from '../adapters/node-http.js';
+import { pathOf, sendInternalError, sendResponse } from '../adapters/node-http.js';
 import { loadConfig, type Env } from '../config/config.js';
-import { INTERNAL_ERROR } from '../core/errors.js';
 import type { Logger } from '../ports/logger.js';
 
 /** What Cloud Functions hands the handler: node:http objects; `rawBody` is set by the framework. */
@@ -50,17 +49,7 @@ export function cloudService(options: {
         });
         sendResponse(res, response);
       } catch (error) {
-        options.logger.error('request.failed', {
-          error: error instanceof Error ? `${error.name}: ${error.message}` : 'non-error thrown',
-        });
-        sendResponse(res, {
-          status: INTERNAL_ERROR.status,
-          headers: {
-            'content-type': 'application/json; charset=utf-8',
-            'cache-control': 'no-store',
-          },
-          body: INTERNAL_ERROR.toBody(),
-        });
+        sendInternalError(res, options.logger, error);
       }
     },
   };

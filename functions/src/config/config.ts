@@ -2,9 +2,11 @@
  * Configuration, read once at start (cold start on Cloud Functions) and checked there: a bad
  * value stops the service with a message naming the variable, never the secret in it.
  */
-// The adapter module is light; it imports the KMS client itself only when a keyring is opened.
-import { CRYPTO_KEY_NAME } from '../adapters/kms-keyring.js';
 import { bridgeKeyring, parseBridgeKeys, type BridgeKeyring } from '../auth/bridge-keys.js';
+
+/** `projects/P/locations/L/keyRings/R/cryptoKeys/K`: a CryptoKey, never one of its versions. */
+export const CRYPTO_KEY_NAME =
+  /^projects\/[a-z0-9][a-z0-9.:-]{0,99}\/locations\/[a-z0-9-]{1,63}\/keyRings\/[A-Za-z0-9_-]{1,63}\/cryptoKeys\/[A-Za-z0-9_-]{1,63}$/;
 
 export type StoreKind = 'sqlite' | 'firestore';
 

@@ -3,10 +3,10 @@
  * with its audit event.
  */
 import { ApiError } from './errors.js';
-import type { Clock } from '../ports/clock.js';
 import { rfc3339 } from '../ports/clock.js';
-import type { AgentDoc, Store, StoreReader } from '../ports/store.js';
+import type { AgentDoc, StoreReader } from '../ports/store.js';
 import { actorOf } from './audit.js';
+import type { CoreDeps } from './deps.js';
 import { generateAgentId } from './ids.js';
 import type { Principal } from './principal.js';
 
@@ -16,11 +16,6 @@ export interface Agent {
   display_name: string;
   disabled: boolean;
   created_at: string;
-}
-
-export interface CoreDeps {
-  store: Store;
-  clock: Clock;
 }
 
 /** The API view of an agent record. */

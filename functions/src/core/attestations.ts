@@ -7,8 +7,8 @@ import {
   decodeRawKey,
   ed25519PublicKeyObject,
   verifyAttestationSignature,
-} from '../crypto/device-keys-format.js';
-import type { CoreDeps } from './agents.js';
+} from '@agentpack-identity/protocol';
+import type { CoreDeps } from './deps.js';
 import { isActive } from './device-keys.js';
 import { ApiError } from './errors.js';
 

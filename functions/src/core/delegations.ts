@@ -3,12 +3,13 @@
  * behalf, for a bounded time. No transitive authority: a delegated request can never create a
  * delegation, and `delegate` itself can never be delegated.
  */
-import { randomBytes } from 'node:crypto';
 import { rfc3339 } from '../ports/clock.js';
 import type { DelegationDoc, StoreReader } from '../ports/store.js';
-import { requireAgent, type CoreDeps } from './agents.js';
+import { requireAgent } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
+import { generateDelegationId } from './ids.js';
 import {
   credentialScope,
   type ActiveDelegation,
@@ -16,7 +17,12 @@ import {
   type DelegatePrincipal,
   type Principal,
 } from './principal.js';
-import { DELEGABLE_RPCS, RESOURCE_RPCS, parseScopeEntry, scopeAllows } from './scope.js';
+import {
+  DELEGABLE_RPCS,
+  RESOURCE_RPCS,
+  parseScopeEntry,
+  scopeAllows,
+} from '@agentpack-identity/protocol';
 import { readSetting } from './settings.js';
 
 /** Delegation ids: `dg_` + 128 random bits. */
@@ -116,7 +122,7 @@ export async function createDelegation(
     }
     const nowMs = deps.clock.now();
     const doc: DelegationDoc = {
-      delegation_id: `dg_${randomBytes(16).toString('base64url')}`,
+      delegation_id: generateDelegationId(),
       from_agent: fromAgent,
       to_agent: to.agent_id,
       scope,

@@ -6,14 +6,15 @@
 import {
   deviceKeyDigest,
   generateDeviceKey,
-  generateKeyId,
   isWellFormedDeviceKey,
-} from '../auth/device-key-format.js';
+} from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
 import type { DeviceKeyDoc } from '../ports/store.js';
-import { requireAgent, type CoreDeps } from './agents.js';
+import { requireAgent } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
+import { generateKeyId } from './ids.js';
 import type { DevicePrincipal, Principal } from './principal.js';
 import { readSetting } from './settings.js';
 
@@ -175,13 +176,12 @@ export function isActive(doc: DeviceKeyDoc, nowMs: number): boolean {
 }
 
 /** Why a presented device key was refused, for the structured log. */
-export type DeviceKeyRefusal =
-  'malformed' | 'unknown' | 'revoked' | 'expired' | 'agent_disabled' | 'agent_missing';
+export type DeviceKeyRefusal = 'malformed' | 'unknown' | 'revoked' | 'expired';
 
 /**
- * Authenticates a presented device key: shape and checksum first (no store read for garbage),
- * then the record by digest, then its agent. Reads the store every time: no cache may sit
- * between a key and its revocation.
+ * Looks up a presented device key: shape and checksum first (no store read for garbage), then
+ * the record by digest, refused when revoked or expired. Reads the store every time: no cache
+ * may sit between a key and its revocation. Its agent is checked by the caller (auth).
  */
 export async function authenticateDeviceKey(
   deps: CoreDeps,
@@ -196,9 +196,6 @@ export async function authenticateDeviceKey(
   if (doc === null) return { ok: false, reason: 'unknown' };
   if (doc.revoked_at !== null) return { ok: false, reason: 'revoked' };
   if (!isActive(doc, deps.clock.now())) return { ok: false, reason: 'expired' };
-  const agent = await deps.store.get('agents', doc.agent_id);
-  if (agent === null) return { ok: false, reason: 'agent_missing' };
-  if (agent.disabled) return { ok: false, reason: 'agent_disabled' };
   return {
     ok: true,
     doc,

@@ -4,25 +4,28 @@
  * are pinned to a new device key. Pinned keys never change: rotation is evict and re-enroll
  * (`replaces_key_id`, in the same transaction as the enrollment).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   decodeRawKey,
   deviceFingerprint,
+  deviceKeyDigest,
+  ENROLLMENT_CODE_PATTERN,
+  generateDeviceKey,
+  generateEnrollmentCode,
   signingKeyProblem,
   x25519PublicKeyProblem,
-} from '../crypto/device-keys-format.js';
-import { deviceKeyDigest, generateDeviceKey, generateKeyId } from '../auth/device-key-format.js';
+} from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { DeviceKeyDoc, EnrollmentDoc } from '../ports/store.js';
-import { requireAgent, type CoreDeps } from './agents.js';
+import { requireAgent } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf, type AuditEvent } from './audit.js';
 import { isActive, type IssuedDeviceKey } from './device-keys.js';
 import { ApiError } from './errors.js';
+import { generateEnrollmentId, generateKeyId } from './ids.js';
 import type { Principal } from './principal.js';
 
-/** Enrollment codes: `apen_` + 256 random bits. Shown once, stored as a digest. */
-const CODE_PATTERN = /^apen_[A-Za-z0-9_-]{43}$/;
 export const ENROLLMENT_TTL_DEFAULT_SECONDS = 600;
 export const ENROLLMENT_TTL_MAX_SECONDS = 7 * 24 * 3600;
 
@@ -59,7 +62,7 @@ export async function createEnrollment(
       max_ttl_seconds: ENROLLMENT_TTL_MAX_SECONDS,
     });
   }
-  const code = `apen_${randomBytes(32).toString('base64url')}`;
+  const code = generateEnrollmentCode();
   return deps.store.transact(async (tx) => {
     const agent = await requireAgent(tx, input.agent_id);
     if (agent.disabled) throw new ApiError('permission_denied', 'the agent is disabled');
@@ -73,7 +76,7 @@ export async function createEnrollment(
     }
     const nowMs = deps.clock.now();
     const doc: EnrollmentDoc = {
-      enrollment_id: `en_${randomBytes(12).toString('base64url')}`,
+      enrollment_id: generateEnrollmentId(),
       agent_id: agent.agent_id,
       expected_fingerprint: input.expected_fingerprint ?? null,
       replaces_key_id: input.replaces_key_id ?? null,
@@ -149,7 +152,7 @@ export async function enrollDevice(
     });
     throw new ApiError('unauthenticated', 'the enrollment code is not valid');
   };
-  if (!CODE_PATTERN.test(input.code)) refuse('malformed');
+  if (!ENROLLMENT_CODE_PATTERN.test(input.code)) refuse('malformed');
   const digest = codeDigest(input.code);
   const deviceKey = generateDeviceKey();
   type Outcome = { ok: EnrolledDeviceKey } | { mismatch: true } | { refused: string };

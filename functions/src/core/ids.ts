@@ -1,11 +1,9 @@
-/** Identifier grammars of the API, in one place so schemas and core agree. */
+/**
+ * Where every identifier the service hands out is minted: agent ids (when none is chosen),
+ * device key handles, delegation, enrollment and run ids, enrollment codes. Their grammars live
+ * in the protocol package, so the schemas, the core and the CLI agree.
+ */
 import { randomBytes } from 'node:crypto';
-
-/** Agent ids: lowercase, 3 to 63 characters, starting with a letter or digit. */
-export const AGENT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{2,62}$/;
-
-/** Device key handles as minted by {@link generateKeyId} in the auth layer. */
-export const KEY_ID_PATTERN = /^dk_[A-Za-z0-9_-]{16}$/;
 
 const AGENT_ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -16,4 +14,24 @@ export function generateAgentId(): string {
   // 256 is not a multiple of 36, so a tiny bias remains; ids need uniqueness, not uniformity.
   for (const b of bytes) id += AGENT_ID_ALPHABET[b % AGENT_ID_ALPHABET.length];
   return id;
+}
+
+/** A fresh public handle for a device key (`dk_` + 96 random bits), to list and revoke it. */
+export function generateKeyId(): string {
+  return `dk_${randomBytes(12).toString('base64url')}`;
+}
+
+/** A fresh delegation id (`dg_` + 128 random bits). */
+export function generateDelegationId(): string {
+  return `dg_${randomBytes(16).toString('base64url')}`;
+}
+
+/** A fresh enrollment id (`en_` + 96 random bits); the code itself is a separate secret. */
+export function generateEnrollmentId(): string {
+  return `en_${randomBytes(12).toString('base64url')}`;
+}
+
+/** A fresh run id (`run_` + 128 random bits), matching `RUN_ID_PATTERN`. */
+export function generateRunId(): string {
+  return `run_${randomBytes(16).toString('base64url')}`;
 }

@@ -11,19 +11,28 @@
  * exact; the lineage check is what guarantees that no descendant survives — including one
  * spawned concurrently with the revoke, or one beyond a Firestore transaction's write limit.
  */
-import { randomBytes } from 'node:crypto';
-import { decodeRawKey, signingKeyProblem } from '../crypto/device-keys-format.js';
+import {
+  decodeRawKey,
+  DELEGABLE_RPCS,
+  parseScopeEntry,
+  RESOURCE_RPCS,
+  RUN_ID_PATTERN,
+  scopeAllows,
+  type RunStatus,
+  type RunView,
+  signingKeyProblem,
+} from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
 import type { RunDoc, RunEnd, StoreReader } from '../ports/store.js';
-import { requireAgent, type CoreDeps } from './agents.js';
+import { requireAgent } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
+import { generateRunId } from './ids.js';
 import { credentialScope, type AgentPrincipal, type Principal } from './principal.js';
-import { DELEGABLE_RPCS, parseScopeEntry, RESOURCE_RPCS, scopeAllows } from './scope.js';
 import { readSetting } from './settings.js';
 
 /** Run ids: `run_` + 128 random bits. */
-export const RUN_ID_PATTERN = /^run_[A-Za-z0-9_-]{22}$/;
 /** Hard ceilings: the settings can only be set below these. */
 export const RUN_TTL_CEILING_SECONDS = 24 * 3600;
 export const RUN_DEPTH_CEILING = 16;
@@ -33,18 +42,7 @@ const SUBTREE_BATCH_LIMIT = 400;
 /** The RPCs a run's scope may hold: every delegable agent RPC, and spawning children. */
 export const RUN_RPCS: readonly string[] = [...DELEGABLE_RPCS, 'runs/spawn'];
 
-export type RunStatus = 'active' | 'completed' | 'revoked' | 'expired';
-
-export interface RunView {
-  run_id: string;
-  agent_id: string;
-  parent_run_id: string | null;
-  root_run_id: string;
-  lineage: string[];
-  scope: string[];
-  created_at: string;
-  expires_at: string;
-}
+export type { RunStatus, RunView } from '@agentpack-identity/protocol';
 
 function view(doc: RunDoc): RunView {
   return {
@@ -149,7 +147,7 @@ export async function spawnRun(
       });
     }
     const nowMs = deps.clock.now();
-    const runId = `run_${randomBytes(16).toString('base64url')}`;
+    const runId = generateRunId();
     const ownEnd = nowMs + input.ttl_seconds * 1000;
     // A child never outlives its parent.
     const expiresMs = parent === null ? ownEnd : Math.min(ownEnd, Date.parse(parent.expires_at));

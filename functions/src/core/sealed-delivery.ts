@@ -5,8 +5,8 @@
  * closed — a caller that cannot receive a sealed value (no pinned key, or a capability token)
  * is refused, never answered in clear.
  */
-import { decodeRawKey } from '../crypto/device-keys-format.js';
-import { sealTo } from '../crypto/sealed-box.js';
+import { decodeRawKey } from '@agentpack-identity/protocol';
+import { sealTo } from '@agentpack-identity/protocol';
 import type { StoreReader } from '../ports/store.js';
 import { ApiError } from './errors.js';
 import type { AgentPrincipal } from './principal.js';

@@ -5,35 +5,11 @@
  * presents (within the delegation's scope, and the token's). One reference that cannot be
  * resolved fails the whole call with its index and reason: fail closed, never passed through.
  */
-import { AGENT_ID_PATTERN } from './ids.js';
+import { parseSecretRef, scopeAllows } from '@agentpack-identity/protocol';
 import { ApiError } from './errors.js';
 import { credentialScope, type AgentPrincipal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
-import { scopeAllows } from './scope.js';
-import {
-  readVersions,
-  SECRET_NAME_PATTERN,
-  SecretReadError,
-  type SecretRead,
-  type SecretsDeps,
-} from './secrets.js';
-
-export const SECRET_REF_PREFIX = 'agentpack.secret://';
-
-/** Parses a reference; null when it does not follow the grammar. */
-export function parseSecretRef(ref: string): SecretRead | null {
-  if (!ref.startsWith(SECRET_REF_PREFIX)) return null;
-  const rest = ref.slice(SECRET_REF_PREFIX.length);
-  const m = /^([^/#]+)\/([^/#]+)(?:#([1-9][0-9]{0,9}))?$/.exec(rest);
-  if (m === null) return null;
-  const [, agentId, name, version] = m as unknown as [string, string, string, string | undefined];
-  if (!AGENT_ID_PATTERN.test(agentId) || !SECRET_NAME_PATTERN.test(name)) return null;
-  return {
-    agent_id: agentId,
-    name,
-    ...(version === undefined ? {} : { version: Number(version) }),
-  };
-}
+import { readVersions, SecretReadError, type SecretsDeps } from './secrets.js';
 
 /** A scope entry for `secrets/get` or `secrets/resolve` (either, narrowed or not) allows a read. */
 function allowsRead(scope: readonly string[], name: string): boolean {

@@ -13,16 +13,13 @@
 import type { Keyring } from '../ports/keyring.js';
 import { rfc3339 } from '../ports/clock.js';
 import type { SecretDoc, SecretVersionDoc, SecretVersionMeta, Tx } from '../ports/store.js';
-import type { CoreDeps } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf, type AuditAction } from './audit.js';
 import { openValue, recordAad, sealValue, type SealedValue } from './envelope.js';
 import { ApiError } from './errors.js';
 import { actingAgentOf, type AgentPrincipal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
 import { readSetting } from './settings.js';
-
-/** Secret names: 1–128 characters of [A-Za-z0-9_.-], starting with a letter or digit. */
-export const SECRET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** The largest secret value: 32 KiB of UTF-8. */
 export const MAX_SECRET_VALUE_BYTES = 32 * 1024;

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { rfc3339 } from '../ports/clock.js';
 import type { StoreReader } from '../ports/store.js';
-import type { CoreDeps } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import type { Principal } from './principal.js';

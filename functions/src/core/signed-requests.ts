@@ -9,19 +9,11 @@ import { createHash, type KeyObject } from 'node:crypto';
 import {
   decodeRawKey,
   ed25519PublicKeyObject,
+  SIGNATURE_WINDOW_SECONDS,
   verifyRequestSignature,
-} from '../crypto/device-keys-format.js';
+} from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
-import type { CoreDeps } from './agents.js';
-
-/** The replay window: a timestamp may be this far from the server's clock, either way. */
-export const SIGNATURE_WINDOW_SECONDS = 60;
-
-export const SIGNATURE_HEADERS = {
-  timestamp: 'x-agentpack-timestamp',
-  nonce: 'x-agentpack-nonce',
-  signature: 'x-agentpack-signature',
-} as const;
+import type { CoreDeps } from './deps.js';
 
 /** Why a signed request was refused, for the structured log. */
 export type SignatureRefusal =

@@ -5,7 +5,7 @@
  */
 import { rfc3339 } from '../ports/clock.js';
 import type { CapabilityTokenDoc } from '../ports/store.js';
-import type { CoreDeps } from './agents.js';
+import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import type { Principal } from './principal.js';

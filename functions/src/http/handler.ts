@@ -9,11 +9,11 @@ import type { z } from 'zod';
 import { Authenticator, WWW_AUTHENTICATE } from '../auth/authenticate.js';
 import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
 import { callerKind, credentialScope, type Principal } from '../core/principal.js';
-import { scopeAllows } from '../core/scope.js';
+import { scopeAllows } from '@agentpack-identity/protocol';
 import { takesNoCredential, type AppDeps, type Route } from '../routes/route.js';
 import { ROUTES, routeIndex } from '../routes/table.js';
 import { parseJsonObjectBody } from './parse-body.js';
-import type { HttpRequest, HttpResponse } from './types.js';
+import type { HttpRequest, HttpResponse } from '../ports/http.js';
 
 export type Handler = (req: HttpRequest) => Promise<HttpResponse>;
 

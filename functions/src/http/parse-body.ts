@@ -4,7 +4,7 @@
  * is not a JSON object.
  */
 import { ApiError } from '../core/errors.js';
-import { MAX_BODY_BYTES, type HttpRequest } from './types.js';
+import { MAX_BODY_BYTES, type HttpRequest } from '../ports/http.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** With the `u` flag this matches only unpaired surrogates. */

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertPrivateFile } from '../config/private-file.js';
-import { generateSigningKey, importSigningKey } from '../tokens/mint.js';
+import { generateSigningKey, importSigningKey } from '@agentpack-identity/protocol';
 
 export const DEV_BRIDGE_KEY_FILE = 'bridge-key';
 

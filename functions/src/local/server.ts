@@ -1,8 +1,7 @@
 /** The local transport: a plain node:http server in front of the HTTP core. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readRequest, sendResponse } from '../adapters/node-http.js';
-import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
+import { readRequest, sendInternalError, sendResponse } from '../adapters/node-http.js';
 import type { Handler } from '../http/handler.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -16,19 +15,7 @@ export async function startServer(
     readRequest(req)
       .then(handler)
       .then((response) => sendResponse(res, response))
-      .catch((error: unknown) => {
-        logger.error('request.failed', {
-          error: error instanceof Error ? error.message : 'unknown',
-        });
-        const e: ApiError = INTERNAL_ERROR;
-        if (!res.headersSent) {
-          sendResponse(res, {
-            status: e.status,
-            headers: { 'content-type': 'application/json; charset=utf-8' },
-            body: e.toBody(),
-          });
-        }
-      });
+      .catch((error: unknown) => sendInternalError(res, logger, error));
   });
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;

@@ -12,7 +12,7 @@
  * - A transaction callback may run more than once (Firestore retries on contention), so it must
  *   have no side effects outside the transaction.
  */
-import type { AuditEvent } from '../core/audit.js';
+import type { AuditEvent } from './audit-event.js';
 
 /** An agent record: `agents/{agent_id}`. */
 export interface AgentDoc {

@@ -9,7 +9,7 @@ import type { AuthDeps } from '../auth/authenticate.js';
 import { ApiError } from '../core/errors.js';
 import type { AgentPrincipal, CallerKind, Principal } from '../core/principal.js';
 import type { Keyring } from '../ports/keyring.js';
-import type { PublicJwk } from '../tokens/format.js';
+import type { PublicJwk } from '@agentpack-identity/protocol';
 
 /** Everything a handler may use. */
 export interface AppDeps extends AuthDeps {

@@ -1,6 +1,7 @@
 /** Ephemeral runs: spawn, complete, revoke, and the public verification document. */
 import { z } from 'zod';
-import { completeRun, revokeRun, RUN_ID_PATTERN, runIdentity, spawnRun } from '../core/runs.js';
+import { RUN_ID_PATTERN } from '@agentpack-identity/protocol';
+import { completeRun, revokeRun, runIdentity, spawnRun } from '../core/runs.js';
 import { agentPrincipal, defineRoute, requirePrincipal } from './route.js';
 import { ttlSecondsSchema } from './schemas.js';
 

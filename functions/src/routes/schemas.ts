@@ -1,6 +1,6 @@
 /** Field schemas shared by routes, built from the grammars in the API contract. */
 import { z } from 'zod';
-import { AGENT_ID_PATTERN, KEY_ID_PATTERN } from '../core/ids.js';
+import { AGENT_ID_PATTERN, KEY_ID_PATTERN } from '@agentpack-identity/protocol';
 
 export const agentIdSchema = z
   .string()

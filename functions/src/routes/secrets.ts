@@ -1,4 +1,5 @@
 /** Routes under /secrets: an agent's own versioned, encrypted secrets. */
+import { SECRET_NAME_PATTERN } from '@agentpack-identity/protocol';
 import { z } from 'zod';
 import { resolveSecretRefs } from '../core/secret-refs.js';
 import {
@@ -6,7 +7,6 @@ import {
   getSecret,
   listSecrets,
   putSecret,
-  SECRET_NAME_PATTERN,
   secretMetadata,
 } from '../core/secrets.js';
 import type { CallerKind } from '../core/principal.js';

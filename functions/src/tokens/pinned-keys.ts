@@ -5,7 +5,13 @@
  * A token is checked against these keys only, never against anything in the database.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { decodeBase64Url, isJsonObject, TOKEN_ALG, type PublicJwk } from './format.js';
+import {
+  decodeBase64Url,
+  ed25519PublicKeyProblem,
+  isJsonObject,
+  TOKEN_ALG,
+  type PublicJwk,
+} from '@agentpack-identity/protocol';
 
 /** Pinned verification keys by `kid`. Built by {@link loadPinnedKeys}; never changes after. */
 export type PinnedKeys = ReadonlyMap<string, KeyObject>;
@@ -15,41 +21,6 @@ const KID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 /** More keys than this in one JWKS is a configuration mistake, not a rotation. */
 const MAX_PINNED_KEYS = 64;
-
-const P_MINUS_19_LOW_BYTE = 0xed; // 2^255 - 19 ends (little-endian) in ed ff .. ff 7f
-
-/**
- * Encodings of the Ed25519 points of small order (the identity, order 2, 4 and 8, with both
- * sign bits), as libsodium blocks them. Policy: a pinned key of small order is refused because
- * with it a signature can be forged without any private key (S·B = R + k·A holds for many R, S
- * whatever the message).
- */
-const SMALL_ORDER_KEYS = new Set([
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000080',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0000000000000000000000000000000000000000000000000000000000000080',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
-]);
-
-/**
- * Why the 32 bytes of an Ed25519 public key are unusable, or null when they are fine: a
- * non-canonical encoding (y ≥ 2^255 - 19, so the same point has two spellings) or a point of
- * small order (see {@link SMALL_ORDER_KEYS}).
- */
-export function ed25519PublicKeyProblem(bytes: Uint8Array): string | null {
-  if (bytes.length !== 32) return 'is not 32 bytes';
-  if (SMALL_ORDER_KEYS.has(Buffer.from(bytes).toString('hex'))) return 'is a small-order point';
-  let high = (bytes[31]! & 0x7f) === 0x7f;
-  for (let i = 30; high && i >= 1; i--) high = bytes[i] === 0xff;
-  if (high && bytes[0]! >= P_MINUS_19_LOW_BYTE) return 'is not canonically encoded';
-  return null;
-}
 
 /**
  * Parses a JWKS document into pinned Ed25519 verification keys. Throws an Error naming the

@@ -7,8 +7,7 @@
  * union {@link TokenRefusal}. Nothing here throws on any token string: a refusal is a value.
  */
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { AGENT_ID_PATTERN } from '../core/ids.js';
-import { parseScopeEntry } from '../core/scope.js';
+import { AGENT_ID_PATTERN, parseScopeEntry } from '@agentpack-identity/protocol';
 import {
   decodeBase64Url,
   DEFAULT_MAX_TTL_SECONDS,
@@ -19,10 +18,10 @@ import {
   TOKEN_ALG,
   TOKEN_TYP,
   type CapabilityClaims,
-} from './format.js';
+} from '@agentpack-identity/protocol';
 import type { PinnedKeys } from './pinned-keys.js';
 
-export type { CapabilityClaims } from './format.js';
+export type { CapabilityClaims } from '@agentpack-identity/protocol';
 
 /** Every reason a token can be refused for, in the order the checks run. */
 export const TOKEN_REFUSALS = [

@@ -1,30 +1,88 @@
 /**
- * Capability token minting, for the operator tooling only: the private key lives with the
- * operator (a JWK file) and never enters the deployment, which holds only the public half.
+ * Capability tokens: the wire format shared by the signer (operator tooling) and the verifier
+ * (the service) — a compact JWS whose header is `{"alg":"EdDSA","typ":"agentpack-cap+jwt","kid":...}`
+ * and whose payload is the {@link CapabilityClaims} set — and minting, for the operator tooling
+ * only: the private key lives with the operator (a JWK file) and never enters the deployment,
+ * which holds only the public half. Ed25519 only: one algorithm means no algorithm
+ * negotiation, so no algorithm confusion.
  */
 import {
   createHash,
-  createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   randomBytes,
   sign as cryptoSign,
   type KeyObject,
 } from 'node:crypto';
-import { AGENT_ID_PATTERN } from '../core/ids.js';
-import { DELEGABLE_RPCS, parseScopeEntry, TOKEN_ONLY_RPCS } from '../core/scope.js';
-import {
-  decodeBase64Url,
-  encodeJsonSegment,
-  isJsonObject,
-  MAX_JTI_LENGTH,
-  MAX_TTL_CEILING_SECONDS,
-  TOKEN_ALG,
-  TOKEN_TYP,
-  type CapabilityClaims,
-  type PrivateJwk,
-  type PublicJwk,
-} from './format.js';
+import { decodeBase64Url } from './base64url.js';
+import { ed25519PrivateKeyObject } from './device-identity.js';
+import { AGENT_ID_PATTERN } from './grammar.js';
+import { DELEGABLE_RPCS, parseScopeEntry, TOKEN_ONLY_RPCS } from './scope.js';
+
+/** The only `alg` we sign with or accept (RFC 8037: EdDSA over Ed25519). */
+export const TOKEN_ALG = 'EdDSA';
+
+/** The explicit type (RFC 8725 §3.11): a capability token cannot pass for another JWT. */
+export const TOKEN_TYP = 'agentpack-cap+jwt';
+
+/** The longest token (in characters) the verifier looks at; anything longer is refused unread. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+/** The longest `jti` accepted: it lands in the token ledger and in audit rows. */
+export const MAX_JTI_LENGTH = 128;
+
+/** Default for `AGENTPACK_CAPABILITY_MAX_TTL_SECONDS`. */
+export const DEFAULT_MAX_TTL_SECONDS = 900;
+
+/**
+ * The ceiling for any token lifetime, and so for `AGENTPACK_CAPABILITY_MAX_TTL_SECONDS`: a
+ * capability token is checked without any read, so it can only end by expiring; a day is the
+ * most we let a leaked one live.
+ */
+export const MAX_TTL_CEILING_SECONDS = 86_400;
+
+/** The verified claims of a capability token (RFC 7519 names; `scope` is our list). */
+export interface CapabilityClaims {
+  iss: string;
+  aud: string | string[];
+  /** The agent id the token acts for. */
+  sub: string;
+  /** RPC names, each optionally narrowed to one resource (see scope.ts). */
+  scope: string[];
+  /** Issued at, seconds since the Unix epoch. */
+  iat: number;
+  /** Expiry, seconds since the Unix epoch. */
+  exp: number;
+  /** The token's unique id, as registered in the ledger. */
+  jti: string;
+  /** Not before, seconds since the Unix epoch. */
+  nbf?: number;
+}
+
+/** An Ed25519 public key as a JWK (RFC 8037), as published in the well-known document. */
+export interface PublicJwk {
+  kty: 'OKP';
+  crv: 'Ed25519';
+  x: string;
+  kid: string;
+  alg: 'EdDSA';
+  use: 'sig';
+}
+
+/** An Ed25519 private key as a JWK: the public members plus the 32-byte seed `d`. */
+export interface PrivateJwk extends PublicJwk {
+  d: string;
+}
+
+/** Encodes UTF-8 JSON of `value` as unpadded base64url. */
+export function encodeJsonSegment(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+/** True for a JSON object (not an array, not null). */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 /** RPCs a capability token may grant: the delegable agent RPCs plus the token-only ones. */
 export const GRANTABLE_RPCS: readonly string[] = [...DELEGABLE_RPCS, ...TOKEN_ONLY_RPCS];
@@ -110,7 +168,9 @@ export function importSigningKey(privateJwk: unknown): { key: KeyObject; kid: st
   }
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: { kty, crv, d, x }, format: 'jwk' });
+    // From the seed alone, then compared: some OpenSSL builds refuse a JWK whose `x` does not
+    // match `d` at import, others accept it; either way the answer must be the same refusal.
+    key = ed25519PrivateKeyObject(decodeBase64Url(d)!);
   } catch {
     throw new Error('the signing key could not be imported as an Ed25519 private key');
   }

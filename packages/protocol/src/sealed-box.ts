@@ -25,7 +25,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { encodeRawKey, isSmallOrderX25519, RAW_KEY_BYTES } from './device-keys-format.js';
+import { encodeRawKey, isSmallOrderX25519, RAW_KEY_BYTES } from './curve-keys.js';
 
 /** What sealing adds to a message: the ephemeral public key (32) and the Poly1305 tag (16). */
 export const SEAL_OVERHEAD = RAW_KEY_BYTES + nacl.box.overheadLength;

@@ -1,7 +1,8 @@
 /**
- * The device key's wire format: `apdk_` + 43 base64url characters (256 random bits) + 6
- * base64url characters of checksum. The fixed prefix lets secret scanners spot a leaked key;
- * the checksum lets us refuse a mistyped or truncated key without touching the store.
+ * The bearer credentials' wire formats. A device key is `apdk_` + 43 base64url characters
+ * (256 random bits) + 6 base64url characters of checksum: the fixed prefix lets secret scanners
+ * spot a leaked key, the checksum lets the service refuse a mistyped or truncated key without
+ * touching the store. An enrollment code is `apen_` + 256 random bits, used once.
  */
 import { createHash, randomBytes } from 'node:crypto';
 
@@ -9,6 +10,9 @@ export const DEVICE_KEY_PREFIX = 'apdk_';
 const BODY_LENGTH = 43; // base64url of 32 bytes
 const CHECKSUM_LENGTH = 6; // base64url of 4 bytes
 const DEVICE_KEY_PATTERN = /^apdk_[A-Za-z0-9_-]{49}$/;
+
+/** Enrollment codes: `apen_` + 256 random bits. Shown once, stored as a digest. */
+export const ENROLLMENT_CODE_PATTERN = /^apen_[A-Za-z0-9_-]{43}$/;
 
 function checksum(body: string): string {
   return createHash('sha256').update(body).digest().subarray(0, 4).toString('base64url');
@@ -29,14 +33,15 @@ export function isWellFormedDeviceKey(key: string): boolean {
 }
 
 /**
- * The digest under which a device key is stored and looked up. A key carries 256 random bits,
- * so a plain SHA-256 cannot be reversed or brute-forced; no salt is needed for that.
+ * The digest under which a device key (or an enrollment code) is stored and looked up. It
+ * carries 256 random bits, so a plain SHA-256 cannot be reversed or brute-forced; no salt is
+ * needed for that.
  */
 export function deviceKeyDigest(key: string): string {
   return createHash('sha256').update(key).digest('base64url');
 }
 
-/** A fresh public handle for a device key, used to list and revoke it. */
-export function generateKeyId(): string {
-  return `dk_${randomBytes(12).toString('base64url')}`;
+/** A fresh one-time enrollment code. */
+export function generateEnrollmentCode(): string {
+  return `apen_${randomBytes(32).toString('base64url')}`;
 }

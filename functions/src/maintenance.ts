@@ -1,0 +1,59 @@
+/**
+ * Maintenance jobs run by an operator outside any request, with the same environment as the
+ * service (store, keyring): the CLI's `secrets rewrap` calls {@link rewrapStore}. A second
+ * composition root beside `app.ts`: it opens the configured store and keyring, runs the job
+ * and closes them.
+ */
+import { existsSync } from 'node:fs';
+import { openKeyring, openStore, sqliteFile } from './app.js';
+import { loadStorageConfig, type Env, type StorageConfig } from './config/config.js';
+import { rewrapSecrets, RewrapStopped, type RewrapSummary } from './core/rewrap.js';
+import { systemClock } from './ports/clock.js';
+
+/** A maintenance job refused before it started (bad configuration, no store): a one-line reason. */
+export class MaintenanceError extends Error {}
+
+export { RewrapStopped };
+
+/**
+ * Re-wraps the data key of every stored secret version that is not under the current primary
+ * key-encryption key. Throws {@link MaintenanceError} when the configuration is bad or no store
+ * exists, and {@link RewrapStopped} (with how far it got) when it stops on an error.
+ */
+export async function rewrapStore(options: {
+  env: Env;
+  batchSize: number;
+  after: string | null;
+  now?: () => number;
+}): Promise<RewrapSummary> {
+  let config: StorageConfig;
+  try {
+    config = loadStorageConfig(options.env, { store: 'sqlite' });
+  } catch (error) {
+    throw new MaintenanceError((error as Error).message);
+  }
+  // Policy: maintenance never creates a store (or its key file) where none was: a mistyped
+  // directory must fail, not report an empty success.
+  if (config.store === 'sqlite' && !existsSync(sqliteFile(config.dataDir))) {
+    throw new MaintenanceError(
+      `no store in ${config.dataDir} (${sqliteFile(config.dataDir)} is missing)`,
+    );
+  }
+  const store = await openStore(config);
+  try {
+    const keyring = await openKeyring(config, store);
+    try {
+      return await rewrapSecrets({
+        store,
+        keyring,
+        clock: options.now === undefined ? systemClock : { now: options.now },
+        batchSize: options.batchSize,
+        after: options.after,
+      });
+    } finally {
+      await keyring.close();
+    }
+  } finally {
+    await store.close();
+  }
+}

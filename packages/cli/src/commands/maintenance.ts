@@ -1,0 +1,95 @@
+/**
+ * The maintenance group: jobs on the service's own store, run by an operator with the same
+ * environment as the service. They need the service's code (store adapters, keyring), so they
+ * run where the service is installed (this repository, or wherever `agentpack-identity-functions`
+ * is); the service is loaded only when such a command runs, so no other command pays for it.
+ */
+import { CliError, NAME, usage, type CliIo, type CommandGroup } from '../io.js';
+import { parseOptions } from '../options.js';
+
+const HELP = {
+  secrets: `usage: ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
+
+Run "${NAME} secrets rewrap --help" for details.
+`,
+  secretsRewrap: `usage: ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
+
+Re-wraps the data key of every stored secret version that is not under the current primary
+key-encryption key (after a Cloud KMS key rotation), without touching the encrypted values.
+Each rewrap is audited. Safe to run twice (the second run rewraps nothing) and resumable.
+Opens the same store and keyring as the server from the environment: AGENTPACK_STORE (default
+sqlite), AGENTPACK_DATA_DIR, AGENTPACK_KMS_KEY (+ AGENTPACK_KMS_ENDPOINT, AGENTPACK_KMS_INSECURE)
+or AGENTPACK_SECRETS_KEK or the data dir's key file. No bridge key is needed. With Cloud KMS,
+the credentials also need cloudkms.cryptoKeys.get on the key (to read its primary version).
+
+Prints one line of JSON: {"scanned", "rewrapped", "skipped", "last_id"}. If it stops on an
+error, it prints how far it got the same way, the reason on stderr, and exits 1: run it again
+with --after LAST_ID to resume (or without, to start over: done versions are skipped).
+
+options:
+  --data-dir DIR   the embedded store's directory (default: $AGENTPACK_DATA_DIR, else ./.data)
+  --batch N        versions read per batch (default 100, at most 1000)
+  --after ID       resume after this version id (a previous run's last_id)
+  -h, --help       this help
+`,
+} as const;
+
+/** What the service's maintenance module offers (functions/src/maintenance.ts). */
+interface Maintenance {
+  rewrapStore(options: {
+    env: CliIo['env'];
+    batchSize: number;
+    after: string | null;
+    now?: () => number;
+  }): Promise<unknown>;
+  MaintenanceError: new (...args: never[]) => Error;
+  RewrapStopped: new (...args: never[]) => Error & { summary: { last_id: string | null } };
+}
+
+/** The service's maintenance entry; a variable, so the CLI builds without the service. */
+const MAINTENANCE_MODULE = 'agentpack-identity-functions/lib/maintenance.js';
+
+async function loadMaintenance(): Promise<Maintenance> {
+  try {
+    return (await import(MAINTENANCE_MODULE)) as Maintenance;
+  } catch {
+    throw new CliError(
+      'maintenance commands run where the service is installed and built (npm run build in its repository)',
+    );
+  }
+}
+
+async function secretsRewrap(args: readonly string[], io: CliIo): Promise<number> {
+  const opts = parseOptions(args, { values: ['data-dir', 'batch', 'after'] });
+  const batchText = opts.batch ?? '100';
+  if (!/^[0-9]{1,4}$/.test(batchText) || Number(batchText) < 1 || Number(batchText) > 1000) {
+    throw usage('--batch must be a whole number from 1 to 1000');
+  }
+  if (opts.after === '') throw usage('--after is empty');
+  const { rewrapStore, MaintenanceError, RewrapStopped } = await loadMaintenance();
+  const env =
+    opts['data-dir'] === undefined ? io.env : { ...io.env, AGENTPACK_DATA_DIR: opts['data-dir'] };
+  try {
+    const summary = await rewrapStore({
+      env,
+      batchSize: Number(batchText),
+      after: opts.after ?? null,
+      ...(io.now === undefined ? {} : { now: io.now }),
+    });
+    io.stdout(`${JSON.stringify(summary)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof MaintenanceError) throw new CliError(error.message);
+    if (!(error instanceof RewrapStopped)) throw error;
+    io.stdout(`${JSON.stringify(error.summary)}\n`);
+    const resume =
+      error.summary.last_id === null ? '' : `; resume with --after ${error.summary.last_id}`;
+    throw new CliError(`${error.message}${resume}`);
+  }
+}
+
+export const SECRETS: CommandGroup = {
+  help: HELP.secrets,
+  hint: 'secrets rewrap',
+  commands: { rewrap: { help: HELP.secretsRewrap, run: secretsRewrap } },
+};

@@ -1,0 +1,297 @@
+/**
+ * `run exec`: runs a command as a run. It resolves the run's secret references into files of a
+ * private temporary directory that only the command's environment *names* (values never in the
+ * environment, argv, logs or state), removes the directory when the command ends, whatever
+ * happened, and then completes the run.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { EXEC_ENV, SECRET_NAME_PATTERN, SECRET_REF_PREFIX } from '@agentpack-identity/protocol';
+import { CliError, NAME, nowMs, usage, type CliIo, type Command } from '../io.js';
+import { parseOptions, required } from '../options.js';
+import { postAsRun, readRunDir, type RunDir } from '../run-dir.js';
+import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS, TOKEN_TEXT } from '../service.js';
+
+/**
+ * Policy: the operator's own credentials are not handed to the workload. A run exists so that
+ * the command acts with the run's narrow rights only; a bridge key or the local KEK inherited
+ * from the operator's shell would undo that.
+ */
+const WITHHELD_ENV = ['AGENTPACK_BRIDGE_KEY', 'AGENTPACK_BRIDGE_KEYS', 'AGENTPACK_SECRETS_KEK'];
+
+/** The signals `run exec` passes on to the command instead of dying of them. */
+const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+const HELP = `usage: ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] -- COMMAND [ARGS...]
+
+Runs COMMAND as the run in DIR (written by "run spawn"), with its secrets in files, never in
+its environment:
+  1. resolves every REF (agentpack.secret://AGENT/NAME[#VERSION]) in one call: POST
+     URL/secrets/resolve as the run (x-agentpack-run, signed with DIR/run.key);
+  2. writes each value to the file NAME (mode 0600) of a new private temporary directory
+     (mode 0700; under $XDG_RUNTIME_DIR when it is private, else the system's temporary
+     directory);
+  3. runs COMMAND (no shell) with ${EXEC_ENV.secretsDir} set to that directory's path,
+     ${EXEC_ENV.runId} and ${EXEC_ENV.runDir} to the run's id and DIR, and without
+     ${WITHHELD_ENV.join(', ')}; SIGINT, SIGTERM and SIGHUP are passed on to it;
+  4. when it ends, removes the directory (whatever happened), then completes the run: POST
+     URL/runs/complete as the run ends it and every run spawned under it.
+
+Exits with COMMAND's exit code (128+N when signal N ended it, 127 when it cannot be started).
+If a reference cannot be resolved, COMMAND is not run, nothing is written, and the run is left
+as it is (not completed, so it can be inspected: revoke it or let it expire); exit code 1.
+When COMMAND succeeded but the directory could not be removed or the run is still active
+because it could not be completed, the exit code is 1. No secret value is ever printed.
+
+options:
+  --run-dir DIR      the run's directory (run.json, run.key)
+  --ref NAME=REF     resolve REF into the file NAME (letters, digits, "_", "." and "-",
+                     starting with a letter or digit); may be given several times
+  -h, --help         this help
+`;
+
+/** `NAME=REF` pairs, checked: safe file names, each once; refs of the right form. */
+function parseRefs(pairs: readonly string[]): Array<{ name: string; ref: string }> {
+  const seen = new Set<string>();
+  return pairs.map((pair) => {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? '' : pair.slice(0, eq);
+    const ref = pair.slice(eq + 1);
+    if (eq === -1 || !SECRET_NAME_PATTERN.test(name)) {
+      throw usage(
+        '--ref must be NAME=REF with NAME made of letters, digits, "_", "." and "-", starting with a letter or digit',
+      );
+    }
+    if (!ref.startsWith(SECRET_REF_PREFIX) || !TOKEN_TEXT.test(ref)) {
+      throw usage(`--ref ${name}: the reference must be ${SECRET_REF_PREFIX}AGENT/NAME[#VERSION]`);
+    }
+    if (seen.has(name)) throw usage(`--ref ${name} given more than once`);
+    seen.add(name);
+    return { name, ref };
+  });
+}
+
+/** Resolves the refs as the run, in one call; the values in the order of `refs`. */
+async function resolveRefs(
+  run: RunDir,
+  refs: ReadonlyArray<{ name: string; ref: string }>,
+  io: CliIo,
+): Promise<string[]> {
+  const failure = 'cannot resolve the secrets';
+  const body = JSON.stringify({ refs: refs.map((r) => r.ref) });
+  const res = await postAsRun(run, '/secrets/resolve', body, failure, io);
+  const answer = answerObject(res.status, res.text, failure, (s) => s === 200);
+  const values = answer['values'];
+  if (!Array.isArray(values) || values.length !== refs.length) {
+    throw new CliError(`${failure}: the answer does not have one value per reference`);
+  }
+  return values.map((item: unknown, index) => {
+    const { ref, value } = (item ?? {}) as { ref?: unknown; value?: unknown };
+    if (ref !== refs[index]!.ref || typeof value !== 'string') {
+      throw new CliError(
+        `${failure}: the answer's value ${index} is not that of --ref ${refs[index]!.name}`,
+      );
+    }
+    return value;
+  });
+}
+
+/**
+ * Where the private temporary directory goes: `$XDG_RUNTIME_DIR` when it is a private
+ * directory of ours (a per-user tmpfs on systemd machines: the values never reach a disk),
+ * else the system's temporary directory.
+ */
+function secretsParent(env: CliIo['env']): string {
+  const runtime = env['XDG_RUNTIME_DIR'];
+  if (runtime !== undefined && isAbsolute(runtime)) {
+    try {
+      const stat = statSync(runtime);
+      const ours = typeof process.getuid !== 'function' || stat.uid === process.getuid();
+      if (stat.isDirectory() && ours && (stat.mode & 0o077) === 0) return runtime;
+    } catch {
+      // not usable: fall back
+    }
+  }
+  return tmpdir();
+}
+
+/** Makes the private directory and writes one 0600 file per value; removes it on failure. */
+function writeSecretsDir(
+  env: CliIo['env'],
+  refs: ReadonlyArray<{ name: string; ref: string }>,
+  values: readonly string[],
+): string {
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(secretsParent(env), 'agentpack-secrets-'));
+    chmodSync(dir, 0o700);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot create a private temporary directory (${code ?? 'error'})`);
+  }
+  try {
+    refs.forEach(({ name }, index) => {
+      const file = join(dir, name);
+      writeFileSync(file, values[index]!, { mode: 0o600, flag: 'wx' });
+      chmodSync(file, 0o600);
+    });
+  } catch (error) {
+    removeDir(dir);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot write the secrets' files (${code ?? 'error'})`);
+  }
+  return dir;
+}
+
+/** Removes the secrets directory; returns why it could not, or null. */
+function removeDir(dir: string): string | null {
+  try {
+    // The command may have taken its own permissions away: give them back first.
+    chmodSync(dir, 0o700);
+  } catch {
+    // gone already, or not ours to change: rmSync says which
+  }
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
+
+/** How the command ended, as an exit code: its own, 128+N for signal N, 126/127 for no start. */
+function runCommand(
+  command: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<number> {
+  return new Promise((resolveCode) => {
+    let child: ChildProcess;
+    const forward = (signal: NodeJS.Signals) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    };
+    let settled = false;
+    const done = (code: number) => {
+      if (settled) return; // Node may report a failed start as both an error and an exit
+      settled = true;
+      for (const signal of FORWARDED_SIGNALS) process.removeListener(signal, forward);
+      resolveCode(code);
+    };
+    const failed = (error: NodeJS.ErrnoException) => {
+      io.stderr(`${NAME}: cannot run ${JSON.stringify(command[0])} (${error.code ?? 'error'})\n`);
+      done(error.code === 'ENOENT' ? 127 : 126);
+    };
+    // Installed before the command starts, so no signal can end us and leave the files behind.
+    for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+    try {
+      child = spawn(command[0]!, command.slice(1), { env, stdio: 'inherit', shell: false });
+    } catch (error) {
+      return failed(error as NodeJS.ErrnoException); // e.g. a NUL byte in an argument
+    }
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (child.pid === undefined) failed(error); // else it started: its exit still comes
+    });
+    child.once('exit', (code, signal) => {
+      if (child.pid === undefined) return; // never started: the error says why
+      if (code !== null) return done(code);
+      const number = signal === null ? undefined : osConstants.signals[signal];
+      done(128 + (number ?? 0));
+    });
+  });
+}
+
+/** GETs a run's public status; null when it cannot be had. */
+async function publicStatus(run: RunDir): Promise<string | null> {
+  try {
+    const res = await fetch(
+      `${run.info.url}/.well-known/agentpack-agent-identity/${run.info.run_id}`,
+      {
+        redirect: 'manual',
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      },
+    );
+    const body = (await res.json()) as { status?: unknown };
+    return res.status === 200 && typeof body.status === 'string' ? body.status : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Completes the run; returns why that failed and the run is still live, or null. */
+async function completeRun(run: RunDir, io: CliIo): Promise<string | null> {
+  let reason: string;
+  try {
+    const res = await postAsRun(run, '/runs/complete', '{}', 'cannot complete the run', io);
+    if (res.status === 200) return null;
+    reason = describeAnswer(res.status, res.text);
+  } catch (error) {
+    reason = (error as Error).message;
+  }
+  // Refused because it already ended (expired, revoked, or completed by a parent): it is over.
+  const status = await publicStatus(run);
+  if (status !== null && status !== 'active') {
+    io.stderr(`${NAME}: run ${run.info.run_id} was not completed: it is already ${status}\n`);
+    return null;
+  }
+  return `cannot complete run ${run.info.run_id} (${reason}): it stays active until ${run.info.expires_at}; revoke it`;
+}
+
+async function runExec(args: readonly string[], io: CliIo): Promise<number> {
+  const split = args.indexOf('--');
+  if (split === -1) throw usage('the command goes after "--": run exec --run-dir DIR -- COMMAND');
+  const command = args.slice(split + 1);
+  if (command.length === 0 || command[0] === '') throw usage('no command after "--"');
+  const opts = parseOptions(args.slice(0, split), { values: ['run-dir'], repeatable: ['ref'] });
+  const runDir = required(opts['run-dir'], 'run-dir');
+  const refs = parseRefs(opts.ref);
+  const run = readRunDir(runDir, '--run-dir');
+  const { run_id, expires_at } = run.info;
+  if (Date.parse(expires_at) <= nowMs(io)) {
+    throw new CliError(`run ${run_id} expired at ${expires_at}: spawn a new one`);
+  }
+
+  let values: string[] = [];
+  if (refs.length > 0) {
+    try {
+      values = await resolveRefs(run, refs, io);
+    } catch (error) {
+      // Policy: nothing ran, so the run is left as it is for the operator to look at.
+      const message = error instanceof Error ? error.message : String(error);
+      throw new CliError(
+        `${message}; the command was not run, and run ${run_id} was not completed (revoke it or let it expire)`,
+      );
+    }
+  }
+
+  const env: NodeJS.ProcessEnv = { ...io.env };
+  for (const name of WITHHELD_ENV) delete env[name];
+  const dir = writeSecretsDir(io.env, refs, values);
+  values = [];
+  env[EXEC_ENV.secretsDir] = dir;
+  env[EXEC_ENV.runId] = run_id;
+  env[EXEC_ENV.runDir] = resolve(runDir);
+
+  let code = 1;
+  try {
+    code = await runCommand(command, env, io);
+  } finally {
+    // Whatever happened to the command: the values do not outlive it.
+    const problem = removeDir(dir);
+    if (problem !== null) {
+      io.stderr(
+        `${NAME}: cannot remove ${dir} (${problem}): remove it by hand, it holds secrets\n`,
+      );
+      if (code === 0) code = 1;
+    }
+  }
+  const problem = await completeRun(run, io);
+  if (problem !== null) {
+    io.stderr(`${NAME}: ${problem}\n`);
+    if (code === 0) code = 1;
+  }
+  return code;
+}
+
+export const EXEC: Command = { help: HELP, run: runExec };

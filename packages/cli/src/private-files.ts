@@ -1,0 +1,89 @@
+/**
+ * The CLI's private files: keys, device keys and run keys live in files only their owner can
+ * read (0600) in directories only their owner can enter (0700), are never written over an
+ * existing file or a planted symlink, and are refused, not used, when others can read them
+ * (as ssh does for its keys). Messages name files, never their content.
+ */
+import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeRawKey } from '@agentpack-identity/protocol';
+import { CliError } from './io.js';
+
+const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? 'error';
+
+/** Writes a new private file (mode exactly 0600), never over an existing file or symlink. */
+export function writePrivateFile(file: string, content: string): void {
+  try {
+    // `wx`: O_CREAT|O_EXCL, so an existing file (or a planted symlink) is never overwritten.
+    writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600); // the umask may have taken bits away; make it exactly 0600
+  } catch (error) {
+    if (errno(error) === 'EEXIST') {
+      throw new CliError(`${file} already exists: refusing to overwrite it`);
+    }
+    throw new CliError(`cannot write ${file} (${errno(error)})`);
+  }
+}
+
+/** Refuses when any of `files` exists (a symlink too), before anything is written. */
+export function refuseExisting(files: readonly string[], hint: string): void {
+  for (const file of files) {
+    let exists = true;
+    try {
+      lstatSync(file);
+    } catch (error) {
+      if (errno(error) !== 'ENOENT') throw new CliError(`cannot check ${file} (${errno(error)})`);
+      exists = false;
+    }
+    if (exists) throw new CliError(`${file} already exists: ${hint}`);
+  }
+}
+
+/**
+ * Reads a small private file: a regular file, at most `maxBytes`, that nobody else can read.
+ * Returns its text without surrounding whitespace.
+ */
+export function readPrivateFile(file: string, maxBytes = 4096): string {
+  try {
+    const stat = statSync(file);
+    if (!stat.isFile()) throw new CliError(`${file} is not a file`);
+    if (stat.size > maxBytes) throw new CliError(`${file} is too large`);
+    const mode = stat.mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new CliError(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+    }
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`cannot read ${file} (${errno(error)})`);
+  }
+}
+
+/** A raw 32-byte private key file (`sealing.key`, `signing.key`, `run.key`). Never echoes it. */
+export function readRawKeyFile(dir: string, name: string): Uint8Array {
+  const file = join(dir, name);
+  const raw = decodeRawKey(readPrivateFile(file));
+  if (raw === null) throw new CliError(`${file} is not a raw 32-byte key in base64url`);
+  return raw;
+}
+
+/** Creates `dir` (exactly 0700 when created here) or accepts an existing directory. */
+export function makePrivateDir(dir: string): void {
+  try {
+    const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) chmodSync(dir, 0o700); // exactly 0700, whatever the umask
+    if (!statSync(dir).isDirectory()) throw new CliError(`${dir} is not a directory`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`cannot create ${dir} (${errno(error)})`);
+  }
+}
+
+/** True when `file` is a regular file (following symlinks). */
+export function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}

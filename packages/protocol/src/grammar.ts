@@ -1,0 +1,50 @@
+/**
+ * The identifier and name grammars of the API, and its header names, in one place so that the
+ * service's schemas, its core and the CLI agree.
+ */
+
+/** Agent ids: lowercase, 3 to 63 characters, starting with a letter or digit. */
+export const AGENT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{2,62}$/;
+
+/** Device key handles: `dk_` + 96 random bits. */
+export const KEY_ID_PATTERN = /^dk_[A-Za-z0-9_-]{16}$/;
+
+/** Run ids: `run_` + 128 random bits. */
+export const RUN_ID_PATTERN = /^run_[A-Za-z0-9_-]{22}$/;
+
+/** Secret names: a letter or digit, then up to 127 letters, digits, `_`, `.` or `-`. */
+export const SECRET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** The scheme of a secret reference: `agentpack.secret://<agent_id>/<name>[#<version>]`. */
+export const SECRET_REF_PREFIX = 'agentpack.secret://';
+
+/** A parsed secret reference; no `version` means the current one. */
+export interface SecretRef {
+  agent_id: string;
+  name: string;
+  version?: number;
+}
+
+/** Parses a secret reference; null when it does not follow the grammar. */
+export function parseSecretRef(ref: string): SecretRef | null {
+  if (!ref.startsWith(SECRET_REF_PREFIX)) return null;
+  const rest = ref.slice(SECRET_REF_PREFIX.length);
+  const m = /^([^/#]+)\/([^/#]+)(?:#([1-9][0-9]{0,9}))?$/.exec(rest);
+  if (m === null) return null;
+  const [, agentId, name, version] = m as unknown as [string, string, string, string | undefined];
+  if (!AGENT_ID_PATTERN.test(agentId) || !SECRET_NAME_PATTERN.test(name)) return null;
+  return {
+    agent_id: agentId,
+    name,
+    ...(version === undefined ? {} : { version: Number(version) }),
+  };
+}
+
+/** The credential headers the service reads. */
+export const CREDENTIAL_HEADERS = {
+  bridge: 'x-agentpack-key',
+  device: 'x-agentpack-device-key',
+  bearer: 'authorization',
+  delegation: 'x-agentpack-delegation',
+  run: 'x-agentpack-run',
+} as const;

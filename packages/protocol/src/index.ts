@@ -1,0 +1,18 @@
+/**
+ * `@agentpack-identity/protocol`: what the service, the CLI and clients must agree on byte for
+ * byte — formats, grammars, signed strings, the sealed box — and nothing that does I/O. It
+ * depends on node:crypto, tweetnacl and @noble/hashes only, never on firebase-*, better-sqlite3
+ * or a KMS client.
+ */
+export * from './attestation.js';
+export * from './base64url.js';
+export * from './capability-token.js';
+export * from './curve-keys.js';
+export * from './device-identity.js';
+export * from './device-key.js';
+export * from './files.js';
+export * from './grammar.js';
+export * from './run.js';
+export * from './scope.js';
+export * from './sealed-box.js';
+export * from './signed-request.js';
