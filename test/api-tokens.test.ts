@@ -101,6 +101,37 @@ describe('capability tokens as credentials', () => {
     }
   });
 
+  it('tell their holder why in the 401 (RFC 6750 invalid_token and details.reason), never a device key', async () => {
+    const expired = token(['agents/get'], { ttlSeconds: 60 });
+    const t = token(['agents/get']);
+    const [h, p, s] = t.split('.') as [string, string, string];
+    const flipped = `${h}.${p}.${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
+    clock.advance(60_000 + 30_000 + 1000);
+    const cases: Array<[string, string]> = [
+      [`Bearer ${expired}`, 'expired'],
+      [`Bearer ${flipped}`, 'bad_signature'],
+      [`Bearer ${token(['agents/get'], { iss: 'someone-else' })}`, 'wrong_issuer'],
+      [`Bearer ${token(['agents/get'], { aud: 'other-service' })}`, 'wrong_audience'],
+      [`Bearer ${token(['agents/get'], { ttlSeconds: 901 })}`, 'lifetime_too_long'],
+      [`Bearer ${token(['agents/get'], { nowMs: clock.now() + 120_000 })}`, 'not_yet_valid'],
+      ['Bearer a.b', 'malformed'],
+      [`Bearer ${h.replace(/.$/, '!')}.${p}.${s}`, 'malformed'],
+    ];
+    for (const [header, reason] of cases) {
+      const res = await svc.post('/agents/get', {}, { authorization: header });
+      expect(res.status, reason).toBe(401);
+      expect(res.body.error.details, reason).toEqual({ reason });
+      expect(res.headers.get('www-authenticate')).toBe(
+        `Bearer realm="agentpack-identity", error="invalid_token", error_description="${reason}"`,
+      );
+    }
+    // A device key that does not verify learns nothing: the same 401 whatever the cause.
+    const unknown = await svc.post('/agents/get', {}, svc.device(`apdk_${'A'.repeat(49)}`));
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.error.details).toBeUndefined();
+    expect(unknown.headers.get('www-authenticate')).not.toContain('error=');
+  });
+
   it('still refuse a disabled agent (403), though verified with no store read', async () => {
     const t = token(['agents/get']);
     await svc.post('/agents/disable', { agent_id: 'agent-a' }, svc.bridge);

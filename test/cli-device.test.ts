@@ -4,13 +4,12 @@
  * on loopback that checks each request the way the service does (our verify function on the
  * signature, key validation on enrollment) and answers like it. Needs `npm run build` first.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateDeviceKey } from '@agentpack-identity/protocol';
 import {
   decodeRawKey,
@@ -25,10 +24,12 @@ import {
   x25519PublicKeyProblem,
 } from '@agentpack-identity/protocol';
 import { sealTo } from '@agentpack-identity/protocol';
+import { killLiveProcesses, runNode } from './helpers/cli-process.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(root, 'packages/cli/bin/agentpack-identity.js');
+// Whatever a failed or timed-out test left running ends here, by process group.
+afterEach(killLiveProcesses);
 
 interface Run {
   code: number | null;
@@ -37,20 +38,7 @@ interface Run {
 }
 
 /** Runs the CLI with a clean environment (only PATH), asynchronously. */
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env['PATH'] ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]): Promise<Run> => runNode(args);
 
 /** Exactly one line on stderr, prefixed with the program's name. */
 const ONE_LINE = /^agentpack-identity: [^\n]+\n$/;

@@ -4,7 +4,6 @@
  * over HTTP (`startTestService`), and for `run exec` a real command (`node -e`) that reads its
  * secret from the file and looks for it in its environment. Needs `npm run build` first.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -27,10 +26,14 @@ import {
 } from '@agentpack-identity/protocol';
 import { startChild } from './helpers/child.js';
 import { BRIDGE_KEY, startTestService, type TestService } from './helpers/service.js';
+import { CLI_BIN, killLiveProcesses, runNode, track } from './helpers/cli-process.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(root, 'packages/cli/bin/agentpack-identity.js');
+const BIN = CLI_BIN;
+
+// Whatever a failed or timed-out test left running ends here, by process group.
+afterEach(killLiveProcesses);
 
 /** The secret the run reads: a newline and a non-ASCII letter, so the file must be exact. */
 const SECRET = 'sk-cli-run-Zq81xv\nsecond line ü';
@@ -51,20 +54,8 @@ let execTmp: string;
 let deviceKeyFile: string;
 
 /** Runs the CLI with a clean environment (PATH, TMPDIR and `env`). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', TMPDIR: execTmp, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+  runNode(args, { TMPDIR: execTmp, ...env });
 
 /** Exactly one line on stderr, prefixed with the program's name. */
 const ONE_LINE = /^agentpack-identity: [^\n]+\n$/;
@@ -657,6 +648,7 @@ describe('run exec', () => {
       ],
       { PATH: process.env['PATH'] ?? '', TMPDIR: execTmp },
     );
+    track(child.proc);
     const ready = await child.waitFor(/ready \S+/);
     const secretsDir = ready.slice('ready '.length);
     expect(readFileSync(join(secretsDir, 'K'), 'utf8')).toBe(SECRET);

@@ -17,7 +17,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openKmsKeyring } from '../functions/src/adapters/kms-keyring.js';
 import { localKeyring } from '../functions/src/adapters/local-keyring.js';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
@@ -26,10 +26,14 @@ import type { Keyring } from '../functions/src/ports/keyring.js';
 import { loadPinnedKeys } from '../functions/src/tokens/pinned-keys.js';
 import { createTokenVerifier } from '../functions/src/tokens/verify.js';
 import { startFakeKms, type FakeKms } from './helpers/fake-kms.js';
+import { CLI_BIN, killLiveProcesses, runNode, track } from './helpers/cli-process.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(root, 'packages/cli/bin/agentpack-identity.js');
+const BIN = CLI_BIN;
+
+// Whatever a failed or timed-out test left running ends here, by process group.
+afterEach(killLiveProcesses);
 const BRIDGE = 'test-bridge-key-for-the-cli-0123456789abcdef';
 
 interface Run {
@@ -38,23 +42,7 @@ interface Run {
   stderr: string;
 }
 
-/** Runs a script with a clean environment (only PATH plus `env`), asynchronously. */
-function runNode(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const cli = (args: string[], env: Record<string, string> = {}) => runNode(BIN, args, env);
+const cli = (args: string[], env: Record<string, string> = {}) => runNode(args, env);
 
 /** Exactly one line on stderr, prefixed with the program's name. */
 const ONE_LINE = /^agentpack-identity: [^\n]+\n$/;
@@ -595,7 +583,7 @@ describe('launcher and package bin', () => {
     mkdirSync(dir, { recursive: true });
     const copy = join(dir, 'agentpack-identity.js');
     copyFileSync(BIN, copy);
-    const res = await runNode(copy, ['--help']);
+    const res = await runNode(['--help'], {}, { script: copy });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(ONE_LINE);
     expect(res.stderr).toContain('run npm run build first');
@@ -608,12 +596,14 @@ describe('launcher and package bin', () => {
     expect(pkg.bin).toEqual({ 'agentpack-identity': 'bin/agentpack-identity.js' });
     const linked = join(root, 'node_modules/.bin/agentpack-identity');
     const res = await new Promise<Run>((resolve, reject) => {
-      const child = spawn(linked, ['--help'], {
-        env: { PATH: process.env['PATH'] ?? '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = track(
+        spawn(linked, ['--help'], {
+          env: { PATH: process.env['PATH'] ?? '' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       let stdout = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
       child.once('error', reject);
       child.once('close', (code) => resolve({ code, stdout, stderr: '' }));
     });

@@ -141,7 +141,7 @@ describe('the identity Cloud Function', () => {
 
   it('is refused by the framework, before our code, for malformed JSON: a 400 that writes nothing', async () => {
     // The Functions Framework parses application/json bodies itself and answers its own 400
-    // (not our JSON error shape) when parsing fails. Documented in the README.
+    // (not our JSON error shape) when parsing fails. Documented in docs/api.md.
     const res = await fetch(`${url}/agents/create`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-agentpack-key': BRIDGE_KEY },

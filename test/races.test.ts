@@ -21,7 +21,7 @@ import { initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { firestoreStore } from '../functions/src/adapters/firestore-store.js';
+import { FIRESTORE_UNIVERSE, firestoreStore } from '../functions/src/adapters/firestore-store.js';
 import { generateDeviceKeys, signRequest } from '@agentpack-identity/protocol';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import type { AuditEvent } from '../functions/src/core/audit.js';
@@ -46,7 +46,9 @@ interface Backend {
 function officialEmulatorStore(): Store {
   const name = `races-${randomUUID().slice(0, 12)}`;
   const app = initializeApp({ projectId: `demo-${name}` }, name);
-  return firestoreStore(getFirestore(app));
+  const db = getFirestore(app);
+  db.settings({ universeDomain: FIRESTORE_UNIVERSE });
+  return firestoreStore(db);
 }
 
 const BACKENDS: Backend[] = [

@@ -1,14 +1,17 @@
 /**
  * `@firestore-emulator/server` on a free loopback port, and Firestore stores over it, each in
  * its own project so tests never share state. This emulator does not isolate transactions
- * (see DESIGN.md): concurrency cases do not run on it.
+ * (docs/operations.md, "Stores"): concurrency cases do not run on it.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { FirestoreServer } from '@firestore-emulator/server';
 import { initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
-import { firestoreStore } from '../../functions/src/adapters/firestore-store.js';
+import {
+  FIRESTORE_UNIVERSE,
+  firestoreStore,
+} from '../../functions/src/adapters/firestore-store.js';
 import type { Store } from '../../functions/src/ports/store.js';
 
 export async function freePort(): Promise<number> {
@@ -45,7 +48,7 @@ export async function startFirestoreEmulator(): Promise<FirestoreEmulator> {
       const db = getFirestore(app);
       // Pointed at this emulator explicitly, so FIRESTORE_EMULATOR_HOST stays free to name the
       // official emulator for the concurrency cases.
-      db.settings({ host, ssl: false });
+      db.settings({ host, ssl: false, universeDomain: FIRESTORE_UNIVERSE });
       return firestoreStore(db);
     },
     dump() {

@@ -245,6 +245,9 @@ export async function startFunctionsEmulator(
           // The CLI asks npm for the latest firebase-functions (a blocking `npm show`, up to
           // 10 s when the registry is unreachable): offline, it fails at once.
           npm_config_offline: 'true',
+          // The CLI (google-auth-library inside it) probes the cloud metadata server to learn
+          // whether it runs on Google Cloud; this run never does, and makes no request off loopback.
+          METADATA_SERVER_DETECTION: 'none',
           AGENTPACK_E2E_HOLD_MAX_MS: String(5 * 60_000),
         },
         stdio: ['pipe', 'pipe', 'pipe'],

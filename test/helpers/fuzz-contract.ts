@@ -15,7 +15,7 @@ import { CONTRACT_ERROR_STATUS } from './contract-errors.js';
 export const API_ERROR_STATUS = CONTRACT_ERROR_STATUS;
 
 /**
- * Who may call each route, from the README's route table and its runs section (an oracle
+ * Who may call each route, from the route table of docs/api.md and its runs section (an oracle
  * independent of the route table under test). `none`: no header credential is read (public
  * documents, and /device/enroll whose credential is the code in the body). A route missing
  * here (added later) falls back to its declared policy.

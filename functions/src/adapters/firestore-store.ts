@@ -129,6 +129,9 @@ export function firestoreStore(db: Firestore): Store {
   };
 }
 
+/** The Google Cloud universe the service runs in. */
+export const FIRESTORE_UNIVERSE = 'googleapis.com';
+
 /**
  * Opens the default app's Firestore, loading firebase-admin only now (it is the heaviest
  * import, and the embedded mode never needs it). Honors `FIRESTORE_EMULATOR_HOST`.
@@ -136,9 +139,14 @@ export function firestoreStore(db: Firestore): Store {
 export async function openFirestoreStore(options: { projectId?: string } = {}): Promise<Store> {
   const { getApps, initializeApp } = await import('firebase-admin/app');
   const { getFirestore } = await import('firebase-admin/firestore');
+  const existing = getApps()[0];
   const app =
-    getApps()[0] ??
+    existing ??
     initializeApp(options.projectId === undefined ? {} : { projectId: options.projectId });
   const db = getFirestore(app);
+  // Named, not discovered: without it the client asks the credentials for their universe, which
+  // on a machine without Google credentials (an emulator run) means a lookup of the cloud
+  // metadata server. googleapis.com is the universe of every Cloud Functions deployment.
+  if (existing === undefined) db.settings({ universeDomain: FIRESTORE_UNIVERSE });
   return firestoreStore(db);
 }

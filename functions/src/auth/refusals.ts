@@ -6,6 +6,7 @@
  * cannot probe which keys exist; a valid credential that may not act is 403.
  */
 import { ApiError } from '../core/errors.js';
+import { TOKEN_REFUSAL_MESSAGES, TOKEN_REFUSALS, type TokenRefusal } from '../tokens/verify.js';
 
 /** The credential a refusal is about, as the log names it. */
 export type RefusedCredential = 'bridge' | 'device' | 'token' | 'run' | 'delegation' | 'multiple';
@@ -41,15 +42,64 @@ export function refusalError(refusal: Refusal): ApiError {
     ? REASON_ERRORS[refusal.reason]
     : undefined;
   if (byReason !== undefined) return byReason(refusal);
+  if (refusal.credential === 'token') {
+    const error = tokenError(refusal.reason);
+    if (error !== undefined) return error;
+  }
   if (refusal.credential === 'delegation') {
     return new ApiError('permission_denied', 'the delegation cannot be used');
   }
   return new ApiError('unauthenticated', 'the credential is not valid');
 }
 
-/** Thrown inside authentication to stop at the first refusal; caught and logged in one place. */
-export class RefusedError extends Error {
-  constructor(readonly refusal: Refusal) {
-    super(refusal.reason);
+/**
+ * The reasons a capability token's holder is told (RFC 6750 `error_description` and
+ * `details.reason`): the contract's closed list. Finer verifier reasons about the token's shape
+ * are all `malformed`; a service with no pinned keys knows no `kid`.
+ */
+const TOKEN_REASON: Readonly<Record<TokenRefusal | 'no_keys_configured', string>> = {
+  malformed: 'malformed',
+  bad_encoding: 'malformed',
+  unsupported_alg: 'malformed',
+  bad_typ: 'malformed',
+  bad_header: 'malformed',
+  crit: 'malformed',
+  bad_claims: 'malformed',
+  unknown_kid: 'unknown_kid',
+  no_keys_configured: 'unknown_kid',
+  bad_signature: 'bad_signature',
+  wrong_issuer: 'wrong_issuer',
+  wrong_audience: 'wrong_audience',
+  expired: 'expired',
+  not_yet_valid: 'not_yet_valid',
+  lifetime_too_long: 'lifetime_too_long',
+};
+
+/**
+ * A 401 that names its own challenge. Policy (RFC 6750 §3): a refused bearer token says why to
+ * its holder — the token is theirs, so the reason tells them nothing about anyone else's
+ * credential — while device keys, bridge keys and runs get the same reasonless 401 whatever
+ * the cause, so they cannot be probed.
+ */
+export class ChallengedError extends ApiError {
+  constructor(
+    message: string,
+    details: { reason: string },
+    readonly challenge: string,
+  ) {
+    super('unauthenticated', message, details);
   }
+}
+
+function tokenError(reason: string): ApiError | undefined {
+  if (!Object.hasOwn(TOKEN_REASON, reason)) return undefined;
+  const told = TOKEN_REASON[reason as keyof typeof TOKEN_REASON];
+  const message = (TOKEN_REFUSALS as readonly string[]).includes(reason)
+    ? TOKEN_REFUSAL_MESSAGES[reason as TokenRefusal]
+    : 'no capability token keys are configured here';
+  return new ChallengedError(
+    message,
+    { reason: told },
+    `Bearer realm="agentpack-identity", error="invalid_token", error_description="${told}"`,
+  );
 }

@@ -4,7 +4,7 @@
  * every read, write, delete, undelete, destroy and prune is audited in the same transaction as
  * the change (names and versions, never values).
  *
- * `cas` after a delete (the trap of hashicorp/vault#15676, documented in the README):
+ * `cas` after a delete (the trap of hashicorp/vault#15676, documented in docs/api.md):
  * `current_version` is the highest version ever written, and deleting, destroying or pruning a
  * version never lowers it. So `cas: n` must name that number even when version n is deleted,
  * and `cas: 0` ("only if absent") fails for a secret whose versions are all deleted: it still

@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import { Authenticator, WWW_AUTHENTICATE } from '../auth/authenticate.js';
+import { ChallengedError } from '../auth/refusals.js';
 import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
 import { callerKind, credentialScope, type Principal } from '../core/principal.js';
 import { scopeAllows } from '@agentpack-identity/protocol';
@@ -25,7 +26,10 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
 
 function errorResponse(error: ApiError, extra: Record<string, string> = {}): HttpResponse {
   const headers: Record<string, string> = { ...BASE_HEADERS, ...extra };
-  if (error.code === 'unauthenticated') headers['www-authenticate'] = WWW_AUTHENTICATE;
+  if (error.code === 'unauthenticated') {
+    headers['www-authenticate'] =
+      error instanceof ChallengedError ? error.challenge : WWW_AUTHENTICATE;
+  }
   return { status: error.status, headers, body: error.toBody() };
 }
 
