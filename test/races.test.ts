@@ -15,18 +15,15 @@
  * requests really interleave between their checks and their commits); on the official Firestore
  * emulator too when FIRESTORE_EMULATOR_HOST names one (those cases are registered only then).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { initializeApp } from 'firebase-admin/app';
-import { getFirestore } from 'firebase-admin/firestore';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { FIRESTORE_UNIVERSE, firestoreStore } from '../functions/src/adapters/firestore-store.js';
 import { generateDeviceKeys, signRequest } from '@agentpack-identity/protocol';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import type { AuditEvent } from '../functions/src/core/audit.js';
-import type { Store } from '../functions/src/ports/store.js';
 import { burst } from './helpers/burst.js';
+import { officialEmulatorStore } from './helpers/firestore-emulator.js';
 import { jitteryStore } from './helpers/jittery-store.js';
 import { startTestService, type ApiResult, type TestService } from './helpers/service.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -42,14 +39,7 @@ interface Backend {
   rounds: number;
 }
 
-/** A Firestore store in a fresh project of the emulator named by FIRESTORE_EMULATOR_HOST. */
-function officialEmulatorStore(): Store {
-  const name = `races-${randomUUID().slice(0, 12)}`;
-  const app = initializeApp({ projectId: `demo-${name}` }, name);
-  const db = getFirestore(app);
-  db.settings({ universeDomain: FIRESTORE_UNIVERSE });
-  return firestoreStore(db);
-}
+const officialStore = () => officialEmulatorStore('races');
 
 const BACKENDS: Backend[] = [
   {
@@ -84,7 +74,7 @@ const emulatorHost = process.env['FIRESTORE_EMULATOR_HOST'];
 if (emulatorHost !== undefined && emulatorHost !== '') {
   BACKENDS.push({
     name: `firestore (official emulator at ${emulatorHost})`,
-    open: () => startTestService({ store: officialEmulatorStore() }),
+    open: () => startTestService({ store: officialStore() }),
     auditInCommitOrder: false,
     width: 6,
     rounds: 2,

@@ -7,10 +7,13 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
-import { openFirestoreStore } from '../functions/src/adapters/firestore-store.js';
 import type { AuditEvent } from '../functions/src/core/audit.js';
 import type { AgentDoc, DeviceKeyDoc, Store } from '../functions/src/ports/store.js';
-import { startFirestoreEmulator, type FirestoreEmulator } from './helpers/firestore-emulator.js';
+import {
+  officialEmulatorStore,
+  startFirestoreEmulator,
+  type FirestoreEmulator,
+} from './helpers/firestore-emulator.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const agent = (id: string, name = 'A'): AgentDoc => ({
@@ -72,7 +75,7 @@ if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
     name: `firestore (official emulator at ${process.env['FIRESTORE_EMULATOR_HOST']})`,
     isolates: true,
     ordersById: true,
-    open: () => openFirestoreStore({ projectId: `demo-contract-${Date.now()}` }),
+    open: async () => officialEmulatorStore('contract'),
   });
 }
 

@@ -4,7 +4,6 @@
  * (docs/operations.md, "Stores"): concurrency cases do not run on it.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { FirestoreServer } from '@firestore-emulator/server';
 import { initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
@@ -14,17 +13,9 @@ import {
 } from '../../functions/src/adapters/firestore-store.js';
 import type { Store } from '../../functions/src/ports/store.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './free-port.js';
+
+export { freePort };
 
 export interface FirestoreEmulator {
   host: string;
@@ -45,11 +36,19 @@ export async function startFirestoreEmulator(): Promise<FirestoreEmulator> {
     newStore() {
       const name = `demo-${randomUUID().slice(0, 12)}`;
       const app = initializeApp({ projectId: name }, name);
-      const db = getFirestore(app);
       // Pointed at this emulator explicitly, so FIRESTORE_EMULATOR_HOST stays free to name the
-      // official emulator for the concurrency cases.
-      db.settings({ host, ssl: false, universeDomain: FIRESTORE_UNIVERSE });
-      return firestoreStore(db);
+      // official emulator for the concurrency cases. The Firestore client reads that variable
+      // when it is built and when it takes settings (and then ignores `host`): both happen here,
+      // synchronously, with the variable out of the way.
+      const official = process.env['FIRESTORE_EMULATOR_HOST'];
+      delete process.env['FIRESTORE_EMULATOR_HOST'];
+      try {
+        const db = getFirestore(app);
+        db.settings({ host, ssl: false, universeDomain: FIRESTORE_UNIVERSE });
+        return firestoreStore(db);
+      } finally {
+        if (official !== undefined) process.env['FIRESTORE_EMULATOR_HOST'] = official;
+      }
     },
     dump() {
       return JSON.stringify(server.state.toJSON());
@@ -58,4 +57,17 @@ export async function startFirestoreEmulator(): Promise<FirestoreEmulator> {
       server.stop();
     },
   };
+}
+
+/**
+ * A store in a fresh project of the official Firestore emulator named by
+ * FIRESTORE_EMULATOR_HOST (started for the suite by test/global-setup.ts when the machine has
+ * it): its own named app, so closing it ends nothing else.
+ */
+export function officialEmulatorStore(prefix: string): Store {
+  const name = `${prefix}-${randomUUID().slice(0, 12)}`;
+  const app = initializeApp({ projectId: `demo-${name}` }, name);
+  const db = getFirestore(app);
+  db.settings({ universeDomain: FIRESTORE_UNIVERSE });
+  return firestoreStore(db);
 }

@@ -139,7 +139,8 @@ export const FIRESTORE_UNIVERSE = 'googleapis.com';
 export async function openFirestoreStore(options: { projectId?: string } = {}): Promise<Store> {
   const { getApps, initializeApp } = await import('firebase-admin/app');
   const { getFirestore } = await import('firebase-admin/firestore');
-  const existing = getApps()[0];
+  // The default app only: tests and tools may hold named apps pointed elsewhere.
+  const existing = getApps().find((app) => app.name === '[DEFAULT]');
   const app =
     existing ??
     initializeApp(options.projectId === undefined ? {} : { projectId: options.projectId });
