@@ -12,6 +12,7 @@ import {
   RUN_ID_PATTERN,
   signRequest,
   type RunView,
+  CREDENTIAL_HEADERS,
 } from '@agentpack-identity/protocol';
 import { CliError, nowMs, type CliIo } from './io.js';
 import { readRawKeyFile } from './private-files.js';
@@ -42,7 +43,7 @@ export function runHeaders(
   io: CliIo,
 ): Record<string, string> {
   return {
-    'x-agentpack-run': run.info.run_id,
+    [CREDENTIAL_HEADERS.run]: run.info.run_id,
     ...signRequest({ method: 'POST', path, body, signingSeed: run.key, nowMs: nowMs(io) }),
   };
 }

@@ -19,6 +19,7 @@ import {
   signingPublicKeyOf,
   signRequest,
   type AttestationFields,
+  CREDENTIAL_HEADERS,
 } from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type CommandGroup } from '../io.js';
 import { parseOptions, required } from '../options.js';
@@ -315,7 +316,7 @@ async function deviceRequest(args: readonly string[], io: CliIo): Promise<number
     const signingKey = ed25519PrivateKeyObject(keys.signingSeed);
     keys.signingSeed.fill(0);
     const headers: Record<string, string> = {
-      'x-agentpack-device-key': deviceKey,
+      [CREDENTIAL_HEADERS.device]: deviceKey,
       ...signRequest({
         method: 'POST',
         path,
@@ -324,7 +325,7 @@ async function deviceRequest(args: readonly string[], io: CliIo): Promise<number
         nowMs: nowMs(io),
       }),
     };
-    if (opts.delegation !== undefined) headers['x-agentpack-delegation'] = opts.delegation;
+    if (opts.delegation !== undefined) headers[CREDENTIAL_HEADERS.delegation] = opts.delegation;
     const res = await post(`${base}${path}`, headers, text, 'request failed', REQUEST_TIMEOUT_MS);
     let answer = answerObject(res.status, res.text, 'request failed', (s) => s >= 200 && s < 300);
     answer = withOpenedValue(answer, keys);

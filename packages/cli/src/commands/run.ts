@@ -15,6 +15,7 @@ import {
   isWellFormedDeviceKey,
   RUN_FILES,
   signRequest,
+  CREDENTIAL_HEADERS,
 } from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type CommandGroup } from '../io.js';
 import { listOption, parseOptions, required } from '../options.js';
@@ -148,7 +149,7 @@ async function runSpawn(args: readonly string[], io: CliIo): Promise<number> {
     if (parent !== null) {
       headers = runHeaders(parent, path, body, io);
     } else {
-      headers = { 'x-agentpack-device-key': device!.deviceKey };
+      headers = { [CREDENTIAL_HEADERS.device]: device!.deviceKey };
       if (device!.signingKey !== null) {
         Object.assign(
           headers,

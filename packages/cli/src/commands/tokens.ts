@@ -8,6 +8,7 @@ import {
   generateSigningKey,
   mintCapabilityToken,
   type MintedToken,
+  CREDENTIAL_HEADERS,
 } from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type CommandGroup } from '../io.js';
 import { listOption, parseOptions, required } from '../options.js';
@@ -112,7 +113,7 @@ async function register(url: string, key: string, minted: MintedToken): Promise<
   const { jti, sub, scope, iat, exp } = minted.claims;
   const res = await post(
     url,
-    { 'x-agentpack-key': key },
+    { [CREDENTIAL_HEADERS.bridge]: key },
     JSON.stringify({ jti, sub, scope, iat, exp, kid: minted.kid }),
     'registration failed',
     REQUEST_TIMEOUT_MS,
