@@ -115,7 +115,7 @@ export async function buildFunctionsDeploy() {
     splitting: true,
     format: 'esm',
     platform: 'node',
-    target: 'node22',
+    target: 'node24',
     sourcemap: true,
     logLevel: 'warning',
     plugins: [firstPartyInline],

@@ -173,6 +173,22 @@ describe('help and bad command lines', () => {
       ],
       /--rc must be an integer/,
     ],
+    [
+      [
+        'device',
+        'sign-attestation',
+        '--keys',
+        'd',
+        '--job-id',
+        'j',
+        '--input-sha256',
+        'a',
+        '--output-sha256',
+        'b',
+        '--rc=2147483648',
+      ],
+      /--rc must be an integer from -2147483648 to 2147483647/,
+    ],
     [['device', 'sign-attestation', '--keys', 'd'], /--job-id is required/],
   ])('%j exits 2 with one line', async (args, message) => {
     const res = await cli(args);

@@ -6,7 +6,6 @@
  * Cloud Build does, and serves the function from that copy alone with the Functions Framework,
  * over the Firestore emulator.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChild, waitForHttp, type Child } from './helpers/child.js';
+import { killLiveProcesses, runProcess } from './helpers/cli-process.js';
 import {
   freePort,
   startFirestoreEmulator,
@@ -44,24 +44,17 @@ let emulator: FirestoreEmulator;
 let fn: Child | undefined;
 let url: string;
 
-/** Runs npm (the machine's, as Cloud Build runs its own) in `cwd`; resolves with its output. */
+/** Runs npm (the machine's, as Cloud Build runs its own) in `cwd`, with a deadline. */
 function npm(args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', args, {
-      cwd,
-      env: {
-        PATH: process.env['PATH'],
-        HOME: process.env['HOME'],
-        npm_config_update_notifier: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, output }));
-  });
+  return runProcess('npm', args, {
+    cwd,
+    env: {
+      PATH: process.env['PATH'],
+      HOME: process.env['HOME'],
+      npm_config_update_notifier: 'false',
+    },
+    timeoutMs: 180_000,
+  }).then((run) => ({ code: run.code, output: run.stdout + run.stderr }));
 }
 
 beforeAll(async () => {
@@ -72,10 +65,7 @@ beforeAll(async () => {
   }
   // As Cloud Build: a clean install from the lockfile, production dependencies only. The npm
   // cache already holds every tarball the root install fetched, with the same integrity.
-  const install = await npm(
-    ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'],
-    staged,
-  );
+  const install = await npm(['ci', '--omit=dev', '--offline', '--no-audit', '--no-fund'], staged);
   if (install.code !== 0) throw new Error(`npm ci of the upload failed:\n${install.output}`);
   emulator = await startFirestoreEmulator();
   const port = await freePort();
@@ -97,6 +87,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  await killLiveProcesses();
   await fn?.stop();
   await emulator?.stop();
   if (staged !== undefined) rmSync(staged, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 /**
- * The enrolled device's key material and signatures (functions/src/crypto/device-keys-format.ts):
+ * The enrolled device's key material and signatures (packages/protocol: curve-keys, device-identity, request-signing, attestation-signing):
  * canonical base64url keys; X25519 keys of small order refused exactly as libsodium refuses
  * them; Ed25519 keys that are small-order, non-canonical or off the curve refused, in agreement
  * with @noble/ed25519; the fingerprint and the signed strings against known answers computed

@@ -6,7 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { assertPrivateFile } from '../config/private-file.js';
+import { assertPrivateFile } from '../config/owner-only-file.js';
 import type { Keyring } from '../ports/keyring.js';
 
 const WRAP_AAD_PREFIX = Buffer.from('agentpack-wrap-v1\n');

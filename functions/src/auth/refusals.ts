@@ -96,7 +96,7 @@ function tokenError(reason: string): ApiError | undefined {
   const told = TOKEN_REASON[reason as keyof typeof TOKEN_REASON];
   const message = (TOKEN_REFUSALS as readonly string[]).includes(reason)
     ? TOKEN_REFUSAL_MESSAGES[reason as TokenRefusal]
-    : 'no capability token keys are configured here';
+    : TOKEN_REFUSAL_MESSAGES.unknown_kid;
   return new ChallengedError(
     message,
     { reason: told },

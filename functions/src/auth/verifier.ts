@@ -5,7 +5,7 @@
  */
 import type { CoreDeps } from '../core/deps.js';
 import type { Principal } from '../core/principal.js';
-import { SIGNED_REQUEST_HEADERS } from '@agentpack-identity/protocol';
+import { CREDENTIAL_VALUE_PATTERN, SIGNED_REQUEST_HEADERS } from '@agentpack-identity/protocol';
 import type { HttpRequest } from '../ports/http.js';
 import type { Logger } from '../ports/logger.js';
 import type { TokenVerifier } from '../tokens/verify.js';
@@ -40,7 +40,7 @@ export const refused = (
 });
 
 /** Printable ASCII without spaces: anything else in a credential header is malformed. */
-export const CREDENTIAL_VALUE = /^[\x21-\x7e]{1,512}$/;
+export const CREDENTIAL_VALUE = CREDENTIAL_VALUE_PATTERN;
 
 /** A header's single value, `undefined` when absent, or a `repeated_header` refusal. */
 export function singleHeader(

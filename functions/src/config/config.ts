@@ -2,6 +2,7 @@
  * Configuration, read once at start (cold start on Cloud Functions) and checked there: a bad
  * value stops the service with a message naming the variable, never the secret in it.
  */
+import { LOOPBACK_HOST_PATTERN } from '@agentpack-identity/protocol';
 import { bridgeKeyring, parseBridgeKeys, type BridgeKeyring } from '../auth/bridge-keys.js';
 
 /** `projects/P/locations/L/keyRings/R/cryptoKeys/K`: a CryptoKey, never one of its versions. */
@@ -113,8 +114,6 @@ export function loadStorageConfig(env: Env, defaults: { store: StoreKind }): Sto
   };
 }
 
-const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
-
 function loadKmsConfig(env: Env): KmsConfig | null {
   const keyName = nonEmpty(env['AGENTPACK_KMS_KEY'])?.trim();
   const rawEndpoint = nonEmpty(env['AGENTPACK_KMS_ENDPOINT'])?.trim();
@@ -146,7 +145,7 @@ function loadKmsConfig(env: Env): KmsConfig | null {
     endpoint = { host: m[1]!, port };
   }
   // Policy: plaintext gRPC carries data keys in clear, so it is for a local emulator only.
-  if (insecure && (endpoint === null || !LOOPBACK_HOST.test(endpoint.host))) {
+  if (insecure && (endpoint === null || !LOOPBACK_HOST_PATTERN.test(endpoint.host))) {
     throw new Error(
       'AGENTPACK_KMS_INSECURE=true is allowed only with a loopback AGENTPACK_KMS_ENDPOINT',
     );

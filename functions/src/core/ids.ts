@@ -1,7 +1,7 @@
 /**
  * Where every identifier the service hands out is minted: agent ids (when none is chosen),
- * device key handles, delegation, enrollment and run ids, enrollment codes. Their grammars live
- * in the protocol package, so the schemas, the core and the CLI agree.
+ * device key handles, delegation, enrollment and run ids. Bearer secrets (device keys, enrollment
+ * codes) are made by their formats in the protocol package, where the grammars live too, so the schemas, the core and the CLI agree.
  */
 import { randomBytes } from 'node:crypto';
 

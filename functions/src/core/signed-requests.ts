@@ -2,8 +2,8 @@
  * Signed requests (proof of possession): an enrolled device signs
  * `agentpack-request-v1\n<METHOD>\n<path>\n<timestamp>\n<nonce>\n<base64url(SHA-256(body))>`
  * with its pinned Ed25519 key. A timestamp more than 60 s off, a nonce seen before within the
- * window, or a bad signature is refused. Nonces are kept in the store (random document ids,
- * an expiry field with a Firestore TTL policy), so the window holds across instances.
+ * window, or a bad signature is refused. Nonces are kept in the store (the document id a digest of
+ * key id and nonce, an expiry field with a Firestore TTL policy), so the window holds across instances.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import {

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertPrivateFile } from '../config/private-file.js';
+import { assertPrivateFile } from '../config/owner-only-file.js';
 import { generateSigningKey, importSigningKey } from '@agentpack-identity/protocol';
 
 export const DEV_BRIDGE_KEY_FILE = 'bridge-key';

@@ -2,12 +2,13 @@
  * Talking to the service: the URL policy (https, or plain http to loopback only), the one POST
  * every command makes (with a deadline, never following a redirect), and how an answer is read.
  */
+import { CREDENTIAL_VALUE_PATTERN, LOOPBACK_HOST_PATTERN } from '@agentpack-identity/protocol';
 import { CliError } from './io.js';
 
 /** Every call to the service has a deadline: a command never hangs on a silent server. */
 export const REQUEST_TIMEOUT_MS = 15_000;
 
-export const LOOPBACK_HOSTS = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
+export const LOOPBACK_HOSTS = LOOPBACK_HOST_PATTERN;
 
 /**
  * The service's base URL from `option` (without a trailing slash), refusing URLs that would
@@ -81,7 +82,7 @@ export async function post(
 }
 
 /** Printable ASCII without spaces, bounded: safe in a header, a body and a one-line error. */
-export const TOKEN_TEXT = /^[\x21-\x7e]{1,512}$/;
+export const TOKEN_TEXT = CREDENTIAL_VALUE_PATTERN;
 
 /** The JSON object of a 2xx answer, or a one-line failure. */
 export function answerObject(

@@ -40,6 +40,15 @@ export function parseSecretRef(ref: string): SecretRef | null {
   };
 }
 
+/**
+ * Printable ASCII without spaces, 1 to 512 characters: the shape of every credential header
+ * value (and of an enrollment code or a delegation id) — safe in a header and a one-line error.
+ */
+export const CREDENTIAL_VALUE_PATTERN = /^[\x21-\x7e]{1,512}$/;
+
+/** Loopback host names, where plain http may carry a credential (nowhere else). */
+export const LOOPBACK_HOST_PATTERN = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
+
 /** The credential headers the service reads. */
 export const CREDENTIAL_HEADERS = {
   bridge: 'x-agentpack-key',

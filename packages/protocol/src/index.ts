@@ -4,15 +4,15 @@
  * depends on node:crypto, tweetnacl and @noble/hashes only, never on firebase-*, better-sqlite3
  * or a KMS client.
  */
-export * from './attestation.js';
+export * from './attestation-signing.js';
 export * from './base64url.js';
 export * from './capability-token.js';
 export * from './curve-keys.js';
 export * from './device-identity.js';
-export * from './device-key.js';
+export * from './credential-formats.js';
 export * from './files.js';
 export * from './grammar.js';
-export * from './run.js';
+export * from './run-view.js';
 export * from './scope.js';
 export * from './sealed-box.js';
-export * from './signed-request.js';
+export * from './request-signing.js';

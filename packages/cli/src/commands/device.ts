@@ -228,7 +228,14 @@ function deviceSignAttestation(args: readonly string[], io: CliIo): number {
     rc: 0,
   };
   const rcText = required(opts.rc, 'rc');
-  if (!RC_PATTERN.test(rcText)) throw usage('--rc must be an integer');
+  // The service takes a 32-bit exit code: anything else could be signed but never verified.
+  if (
+    !RC_PATTERN.test(rcText) ||
+    Math.abs(Number(rcText)) > 2 ** 31 ||
+    Number(rcText) === 2 ** 31
+  ) {
+    throw usage('--rc must be an integer from -2147483648 to 2147483647');
+  }
   fields.rc = Number(rcText);
   for (const [option, value] of [
     ['--job-id', fields.job_id],
