@@ -94,6 +94,20 @@ beforeEach(() => {
   requests.length = 0;
 });
 
+/** `device sign-attestation` with every option but `--rc`. */
+const SIGN_ATTESTATION = [
+  'device',
+  'sign-attestation',
+  '--keys',
+  'd',
+  '--job-id',
+  'j',
+  '--input-sha256',
+  'a',
+  '--output-sha256',
+  'b',
+];
+
 describe('help and bad command lines', () => {
   it.each([
     [['device', '--help'], 'device keygen --out DIR'],
@@ -156,37 +170,9 @@ describe('help and bad command lines', () => {
       ],
       /--seal given more than once/,
     ],
+    [[...SIGN_ATTESTATION, '--rc', 'x'], /--rc must be an integer/],
     [
-      [
-        'device',
-        'sign-attestation',
-        '--keys',
-        'd',
-        '--job-id',
-        'j',
-        '--input-sha256',
-        'a',
-        '--output-sha256',
-        'b',
-        '--rc',
-        'x',
-      ],
-      /--rc must be an integer/,
-    ],
-    [
-      [
-        'device',
-        'sign-attestation',
-        '--keys',
-        'd',
-        '--job-id',
-        'j',
-        '--input-sha256',
-        'a',
-        '--output-sha256',
-        'b',
-        '--rc=2147483648',
-      ],
+      [...SIGN_ATTESTATION, '--rc=2147483648'],
       /--rc must be an integer from -2147483648 to 2147483647/,
     ],
     [['device', 'sign-attestation', '--keys', 'd'], /--job-id is required/],

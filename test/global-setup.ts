@@ -14,7 +14,7 @@ import { freePort } from './helpers/free-port.js';
 
 const START_TIMEOUT_MS = 90_000;
 
-/** The emulator's folder in this machine's Cloud SDK, or null when it has none. */
+/** True when this machine's Cloud SDK has the Firestore emulator installed. */
 function emulatorInstalled(): boolean {
   const which = spawnSync('sh', ['-c', 'command -v gcloud'], { encoding: 'utf8' });
   if (which.status !== 0) return false;

@@ -6,7 +6,7 @@
  * cannot probe which keys exist; a valid credential that may not act is 403.
  */
 import { ApiError } from '../core/errors.js';
-import { TOKEN_REFUSAL_MESSAGES, TOKEN_REFUSALS, type TokenRefusal } from '../tokens/verify.js';
+import { TOKEN_REFUSAL_MESSAGES, type TokenRefusal } from '../tokens/verify.js';
 
 /** The credential a refusal is about, as the log names it. */
 export type RefusedCredential = 'bridge' | 'device' | 'token' | 'run' | 'delegation' | 'multiple';
@@ -94,9 +94,9 @@ export class ChallengedError extends ApiError {
 function tokenError(reason: string): ApiError | undefined {
   if (!Object.hasOwn(TOKEN_REASON, reason)) return undefined;
   const told = TOKEN_REASON[reason as keyof typeof TOKEN_REASON];
-  const message = (TOKEN_REFUSALS as readonly string[]).includes(reason)
-    ? TOKEN_REFUSAL_MESSAGES[reason as TokenRefusal]
-    : TOKEN_REFUSAL_MESSAGES.unknown_kid;
+  // The verifier's own sentence; with no pinned keys, that of an unknown kid (as `told` says).
+  const message =
+    TOKEN_REFUSAL_MESSAGES[reason as TokenRefusal] ?? TOKEN_REFUSAL_MESSAGES.unknown_kid;
   return new ChallengedError(
     message,
     { reason: told },

@@ -5,12 +5,15 @@
  */
 import type { CoreDeps } from '../core/deps.js';
 import type { Principal } from '../core/principal.js';
-import { CREDENTIAL_VALUE_PATTERN, SIGNED_REQUEST_HEADERS } from '@agentpack-identity/protocol';
+import { SIGNED_REQUEST_HEADERS } from '@agentpack-identity/protocol';
 import type { HttpRequest } from '../ports/http.js';
 import type { Logger } from '../ports/logger.js';
 import type { TokenVerifier } from '../tokens/verify.js';
 import type { BridgeKeyring } from './bridge-keys.js';
 import type { Refusal } from './refusals.js';
+
+/** A refusal as a verifier gives it: the reason (and header); authentication adds the credential. */
+export type RefusalReason = Omit<Refusal, 'credential'>;
 
 export interface AuthDeps extends CoreDeps {
   bridgeKeys: BridgeKeyring;
@@ -21,7 +24,7 @@ export interface AuthDeps extends CoreDeps {
 
 /** A verifier's answer: the principal, or why not (for the log; the error comes from the table). */
 export type Verdict<P extends Principal = Principal> =
-  { ok: true; principal: P } | { ok: false; refusal: Omit<Refusal, 'credential'> };
+  { ok: true; principal: P } | { ok: false; refusal: RefusalReason };
 
 /** Verifies one kind of credential: `value` is its header's single value. */
 export type CredentialVerifier<P extends Principal = Principal> = (
@@ -34,19 +37,16 @@ export type CredentialVerifier<P extends Principal = Principal> = (
 export const refused = (
   reason: string,
   header?: string,
-): { ok: false; refusal: Omit<Refusal, 'credential'> } => ({
+): { ok: false; refusal: RefusalReason } => ({
   ok: false,
   refusal: header === undefined ? { reason } : { reason, header },
 });
-
-/** Printable ASCII without spaces: anything else in a credential header is malformed. */
-export const CREDENTIAL_VALUE = CREDENTIAL_VALUE_PATTERN;
 
 /** A header's single value, `undefined` when absent, or a `repeated_header` refusal. */
 export function singleHeader(
   request: HttpRequest,
   name: string,
-): { value: string | undefined } | { refusal: Omit<Refusal, 'credential'> } {
+): { value: string | undefined } | { refusal: RefusalReason } {
   const values = request.headers[name];
   if (values === undefined || values.length === 0) return { value: undefined };
   if (values.length > 1) return { refusal: { reason: 'repeated_header', header: name } };
@@ -58,7 +58,7 @@ export type SignatureHeaders =
   | { timestamp: string; nonce: string; signature: string }
   | 'none'
   | 'partial'
-  | { refusal: Omit<Refusal, 'credential'> };
+  | { refusal: RefusalReason };
 
 /** Reads the three signed-request headers of `request`. */
 export function signatureHeaders(request: HttpRequest): SignatureHeaders {

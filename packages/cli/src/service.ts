@@ -2,13 +2,11 @@
  * Talking to the service: the URL policy (https, or plain http to loopback only), the one POST
  * every command makes (with a deadline, never following a redirect), and how an answer is read.
  */
-import { CREDENTIAL_VALUE_PATTERN, LOOPBACK_HOST_PATTERN } from '@agentpack-identity/protocol';
+import { LOOPBACK_HOST_PATTERN } from '@agentpack-identity/protocol';
 import { CliError } from './io.js';
 
 /** Every call to the service has a deadline: a command never hangs on a silent server. */
 export const REQUEST_TIMEOUT_MS = 15_000;
-
-export const LOOPBACK_HOSTS = LOOPBACK_HOST_PATTERN;
 
 /**
  * The service's base URL from `option` (without a trailing slash), refusing URLs that would
@@ -26,7 +24,7 @@ export function serviceUrl(raw: string, option: string): string {
   }
   // Policy: credentials (a bridge key, a device key, an enrollment code) and secrets travel in
   // the request or its answer, so never in clear over a network.
-  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.test(url.hostname)) {
+  if (url.protocol === 'http:' && !LOOPBACK_HOST_PATTERN.test(url.hostname)) {
     throw new CliError(`${option}: plain http is allowed to loopback addresses only; use https`);
   }
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
@@ -80,9 +78,6 @@ export async function post(
   const text = await res.text().catch(() => '');
   return { status: res.status, text };
 }
-
-/** Printable ASCII without spaces, bounded: safe in a header, a body and a one-line error. */
-export const TOKEN_TEXT = CREDENTIAL_VALUE_PATTERN;
 
 /** The JSON object of a 2xx answer, or a one-line failure. */
 export function answerObject(

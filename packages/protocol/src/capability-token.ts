@@ -157,7 +157,8 @@ export function importSigningKey(privateJwk: unknown): { key: KeyObject; kid: st
   if (kty !== 'OKP' || crv !== 'Ed25519') {
     throw new Error('the signing key is not an Ed25519 JWK (need "kty": "OKP", "crv": "Ed25519")');
   }
-  if (typeof d !== 'string' || decodeBase64Url(d)?.length !== 32) {
+  const seed = decodeBase64Url(d, 32, 32);
+  if (seed === null) {
     throw new Error('the signing key has no private part "d" (32 bytes, base64url)');
   }
   if (typeof x !== 'string' || decodeBase64Url(x)?.length !== 32) {
@@ -170,9 +171,11 @@ export function importSigningKey(privateJwk: unknown): { key: KeyObject; kid: st
   try {
     // From the seed alone, then compared: some OpenSSL builds refuse a JWK whose `x` does not
     // match `d` at import, others accept it; either way the answer must be the same refusal.
-    key = ed25519PrivateKeyObject(decodeBase64Url(d)!);
+    key = ed25519PrivateKeyObject(seed);
   } catch {
     throw new Error('the signing key could not be imported as an Ed25519 private key');
+  } finally {
+    seed.fill(0);
   }
   if (createPublicKey(key).export({ format: 'jwk' }).x !== x) {
     throw new Error('the signing key\'s "x" is not the public half of its "d"');

@@ -9,19 +9,15 @@ import type { DevicePrincipal } from '../../core/principal.js';
 import { readSetting } from '../../core/settings.js';
 import { checkSignedRequest } from '../../core/signed-requests.js';
 import { agentRefusal } from '../enabled-agent.js';
-import {
-  CREDENTIAL_VALUE,
-  refused,
-  signatureHeaders,
-  type CredentialVerifier,
-} from '../verifier.js';
+import { CREDENTIAL_VALUE_PATTERN } from '@agentpack-identity/protocol';
+import { refused, signatureHeaders, type CredentialVerifier } from '../verifier.js';
 
 export const verifyDeviceKey: CredentialVerifier<DevicePrincipal> = async (
   deps,
   request,
   value,
 ) => {
-  if (!CREDENTIAL_VALUE.test(value)) return refused('malformed');
+  if (!CREDENTIAL_VALUE_PATTERN.test(value)) return refused('malformed');
   const result = await authenticateDeviceKey(deps, value);
   if (!result.ok) return refused(result.reason);
   const agent = await agentRefusal(deps.store, result.doc.agent_id);

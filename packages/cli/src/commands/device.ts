@@ -20,6 +20,7 @@ import {
   signRequest,
   type AttestationFields,
   CREDENTIAL_HEADERS,
+  CREDENTIAL_VALUE_PATTERN,
 } from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type CommandGroup } from '../io.js';
 import { parseOptions, required } from '../options.js';
@@ -30,7 +31,7 @@ import {
   refuseExisting,
   writePrivateFile,
 } from '../private-files.js';
-import { answerObject, post, REQUEST_TIMEOUT_MS, serviceUrl, TOKEN_TEXT } from '../service.js';
+import { answerObject, post, REQUEST_TIMEOUT_MS, serviceUrl } from '../service.js';
 
 const HELP = {
   device: `usage: ${NAME} device keygen --out DIR
@@ -165,7 +166,7 @@ async function deviceEnroll(args: readonly string[], io: CliIo): Promise<number>
   const base = serviceUrl(required(opts.url, 'url'), '--url');
   const code = required(opts.code, 'code');
   const dir = required(opts.keys, 'keys');
-  if (!TOKEN_TEXT.test(code)) throw usage('--code is not an enrollment code');
+  if (!CREDENTIAL_VALUE_PATTERN.test(code)) throw usage('--code is not an enrollment code');
   const deviceKeyFile = join(dir, DEVICE_FILES.deviceKey);
   const enrollmentFile = join(dir, DEVICE_FILES.enrollment);
   // Checked before the code is spent: a used code cannot be used again.
@@ -191,7 +192,11 @@ async function deviceEnroll(args: readonly string[], io: CliIo): Promise<number>
   );
   const answer = answerObject(res.status, res.text, 'enrollment failed', (s) => s === 201);
   const { key_id, agent_id, device_key, fingerprint, created_at, expires_at } = answer;
-  if (typeof key_id !== 'string' || !TOKEN_TEXT.test(key_id) || typeof agent_id !== 'string') {
+  if (
+    typeof key_id !== 'string' ||
+    !CREDENTIAL_VALUE_PATTERN.test(key_id) ||
+    typeof agent_id !== 'string'
+  ) {
     throw new CliError('enrollment failed: the answer has no key_id or agent_id');
   }
   if (typeof device_key !== 'string' || !isWellFormedDeviceKey(device_key)) {
@@ -306,7 +311,7 @@ async function deviceRequest(args: readonly string[], io: CliIo): Promise<number
     throw usage('--body must be a JSON object');
   }
   if (opts.seal === true) (body as Record<string, unknown>)['seal'] = true;
-  if (opts.delegation !== undefined && !TOKEN_TEXT.test(opts.delegation)) {
+  if (opts.delegation !== undefined && !CREDENTIAL_VALUE_PATTERN.test(opts.delegation)) {
     throw usage('--delegation is not a delegation id');
   }
   const deviceKeyFile = join(dir, DEVICE_FILES.deviceKey);

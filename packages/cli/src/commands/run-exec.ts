@@ -8,11 +8,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { EXEC_ENV, SECRET_NAME_PATTERN, SECRET_REF_PREFIX } from '@agentpack-identity/protocol';
+import {
+  CREDENTIAL_VALUE_PATTERN,
+  EXEC_ENV,
+  SECRET_NAME_PATTERN,
+  SECRET_REF_PREFIX,
+} from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type Command } from '../io.js';
 import { parseOptions, required } from '../options.js';
 import { postAsRun, readRunDir, type RunDir } from '../run-dir.js';
-import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS, TOKEN_TEXT } from '../service.js';
+import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js';
 
 /**
  * Policy: the operator's own credentials are not handed to the workload. A run exists so that
@@ -64,7 +69,7 @@ function parseRefs(pairs: readonly string[]): Array<{ name: string; ref: string 
         '--ref must be NAME=REF with NAME made of letters, digits, "_", "." and "-", starting with a letter or digit',
       );
     }
-    if (!ref.startsWith(SECRET_REF_PREFIX) || !TOKEN_TEXT.test(ref)) {
+    if (!ref.startsWith(SECRET_REF_PREFIX) || !CREDENTIAL_VALUE_PATTERN.test(ref)) {
       throw usage(`--ref ${name}: the reference must be ${SECRET_REF_PREFIX}AGENT/NAME[#VERSION]`);
     }
     if (seen.has(name)) throw usage(`--ref ${name} given more than once`);
