@@ -245,6 +245,50 @@ describe('signed requests', () => {
     );
   });
 
+  it('signs the v2 string, ending with the delegation id, for a delegated request', () => {
+    const delegation = 'dg_AAAAAAAAAAAAAAAAAAAAAA';
+    expect(
+      requestSigningString({
+        method: 'POST',
+        path: '/secrets/get',
+        timestamp: '1700000123',
+        nonce: 'AAAAAAAAAAAAAAAAAAAAAAAA',
+        body: Buffer.from('{}'),
+        delegation,
+      }),
+    ).toBe(
+      'agentpack-request-v2\nPOST\n/secrets/get\n1700000123\nAAAAAAAAAAAAAAAAAAAAAAAA\nRBNvo1WzZ4oRRq0W9-hknpT7T8If536DEMBg9hyq_4o\ndg_AAAAAAAAAAAAAAAAAAAAAA',
+    );
+    const v2 = signed({ delegation, nonce: 'bm9uY2Utbm9uY2Utbm9uY2Ut' });
+    expect(v2.headers['x-agentpack-delegation']).toBe(delegation);
+    const parts = { ...v2.parts, delegation };
+    expect(verifyRequestSignature(publicKey, parts, v2.signature)).toBe(true);
+    const noble = ed.sign(utf8(requestSigningString(parts)), keys.signing.privateKey);
+    expect(Buffer.from(noble).toString('base64url')).toBe(v2.signature);
+    // v2 never passes as v1, nor for another delegation; v1 never passes for a delegation.
+    expect(verifyRequestSignature(publicKey, v2.parts, v2.signature)).toBe(false);
+    expect(
+      verifyRequestSignature(
+        publicKey,
+        { ...parts, delegation: 'dg_BAAAAAAAAAAAAAAAAAAAAA' },
+        v2.signature,
+      ),
+    ).toBe(false);
+    const v1 = signed({ nonce: 'bm9uY2Utbm9uY2Utbm9uY2Ut' });
+    expect(v1.headers).not.toHaveProperty('x-agentpack-delegation');
+    expect(verifyRequestSignature(publicKey, v1.parts, v1.signature)).toBe(true);
+    expect(verifyRequestSignature(publicKey, { ...v1.parts, delegation }, v1.signature)).toBe(
+      false,
+    );
+    // A delegation id that is not one line of printable ASCII cannot be signed or verified.
+    for (const bad of ['', `${delegation}\nPOST`, 'dg with space']) {
+      expect(() => signed({ delegation: bad })).toThrow(/delegation/);
+      expect(verifyRequestSignature(publicKey, { ...parts, delegation: bad }, v2.signature)).toBe(
+        false,
+      );
+    }
+  });
+
   it('makes the three headers: unix seconds, an 18-byte nonce, a 64-byte signature', () => {
     const { headers } = signed();
     expect(Object.keys(headers).sort()).toEqual([

@@ -1,18 +1,25 @@
 /**
- * Signed requests (proof of possession): an enrolled device signs
+ * Signed requests (proof of possession): an enrolled device (or a run) signs
  * `agentpack-request-v1\n<METHOD>\n<path>\n<timestamp>\n<nonce>\n<base64url(SHA-256(body))>`
- * with its pinned Ed25519 key. A timestamp more than 60 s off, a nonce seen before within the
+ * with its pinned Ed25519 key — and a request that carries `x-agentpack-delegation` signs the
+ * v2 string, which ends with the delegation id, so a delegation added on the path breaks the
+ * signature (the string is the protocol package's). This is the one check every signed
+ * credential goes through. A timestamp more than 60 s off, a nonce seen before within the
  * window, or a bad signature is refused. Nonces are kept in the store (the document id a digest of
  * key id and nonce, an expiry field with a Firestore TTL policy), so the window holds across instances.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import {
+  CREDENTIAL_HEADERS,
   decodeRawKey,
   ed25519PublicKeyObject,
+  isWellFormedNonce,
   SIGNATURE_WINDOW_SECONDS,
+  TIMESTAMP_PATTERN,
   verifyRequestSignature,
 } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
+import type { HttpRequest } from '../ports/http.js';
 import type { CoreDeps } from './deps.js';
 
 /** Why a signed request was refused, for the structured log. */
@@ -29,9 +36,6 @@ export interface SignatureParts {
   nonce: string;
   signature: string;
 }
-
-const NONCE_PATTERN = /^[A-Za-z0-9_-]{22,128}$/; // at least 16 random bytes
-const TIMESTAMP_PATTERN = /^\d{1,12}$/;
 
 /**
  * Pinned keys never change, so the KeyObject of each one is built once and kept (bounded:
@@ -51,20 +55,25 @@ function keyObjectFor(publicKey: string): KeyObject | null {
 }
 
 /**
- * Verifies a signed request for the device key `keyId` with pinned signing key
- * `signingPublicKey`, then records its nonce. Returns null when accepted.
+ * Verifies a signed request for the device key (or run) `key_id` with pinned signing key
+ * `signing_public_key`, then records its nonce. Returns null when accepted. The delegation
+ * header, when the request carries one, is read here from the request itself, so no caller can
+ * leave it out of the signed string.
  */
 export async function checkSignedRequest(
   deps: CoreDeps,
   device: { key_id: string; signing_public_key?: string | null | undefined },
-  request: { method: string; path: string; body: Buffer },
+  request: Pick<HttpRequest, 'method' | 'path' | 'body' | 'headers'>,
   parts: SignatureParts,
 ): Promise<SignatureRefusal | null> {
   if (device.signing_public_key === null || device.signing_public_key === undefined)
     return 'not_enrolled';
-  if (!TIMESTAMP_PATTERN.test(parts.timestamp) || !NONCE_PATTERN.test(parts.nonce)) {
+  if (!TIMESTAMP_PATTERN.test(parts.timestamp) || !isWellFormedNonce(parts.nonce)) {
     return 'malformed_signature_headers';
   }
+  const delegations = request.headers[CREDENTIAL_HEADERS.delegation] ?? [];
+  if (delegations.length > 1) return 'malformed_signature_headers';
+  const delegation = delegations[0];
   const nowMs = deps.clock.now();
   const timestamp = Number(parts.timestamp);
   if (Math.abs(timestamp * 1000 - nowMs) > SIGNATURE_WINDOW_SECONDS * 1000)
@@ -79,6 +88,7 @@ export async function checkSignedRequest(
       timestamp: parts.timestamp,
       nonce: parts.nonce,
       body: request.body,
+      delegation,
     },
     parts.signature,
   );

@@ -2,9 +2,15 @@
  * Signed requests (proof of possession by an enrolled device or a run): the header names, the
  * nonce and timestamp grammar, the string that is signed, and signing and verifying it. The
  * service, the CLI and the tests all sign and check exactly these bytes.
+ *
+ * Policy: a request that carries a delegation (`x-agentpack-delegation`) signs it too (the v2
+ * string), so nobody on the path can add a delegation to a signed request and make it act for
+ * the delegator; a v1 signature never verifies for a delegated request, nor a v2 one for an
+ * undelegated request.
  */
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { decodeBase64Url } from './base64url.js';
+import { CREDENTIAL_HEADERS, CREDENTIAL_VALUE_PATTERN } from './grammar.js';
 import { signText, verifyText } from './signatures.js';
 
 /** The header names of a signed request. */
@@ -16,6 +22,9 @@ export const SIGNED_REQUEST_HEADERS = {
 
 /** The first line of the string a device signs for a request; a version, so it can change. */
 export const REQUEST_SIGNING_CONTEXT = 'agentpack-request-v1';
+
+/** The first line of the string signed for a request that carries a delegation (its id is the last line). */
+export const DELEGATED_REQUEST_SIGNING_CONTEXT = 'agentpack-request-v2';
 
 /** The replay window: a timestamp may be this far from the server's clock, either way. */
 export const SIGNATURE_WINDOW_SECONDS = 60;
@@ -43,6 +52,11 @@ export interface RequestSigningParts {
   nonce: string;
   /** The raw request body, exactly the bytes sent. */
   body: Uint8Array;
+  /**
+   * The delegation id, as sent in `x-agentpack-delegation`, when the request carries one: the
+   * v2 string is then signed, with it as its last line. Absent: the v1 string.
+   */
+  delegation?: string | undefined;
 }
 
 const METHOD_PATTERN = /^[A-Z]{1,16}$/;
@@ -66,12 +80,20 @@ function requestPartsProblem(parts: RequestSigningParts): string | null {
     return `nonce must be canonical base64url of ${MIN_NONCE_BYTES} to ${MAX_NONCE_BYTES} bytes`;
   }
   if (!(parts.body instanceof Uint8Array)) return 'body must be bytes';
+  if (
+    parts.delegation !== undefined &&
+    (typeof parts.delegation !== 'string' || !CREDENTIAL_VALUE_PATTERN.test(parts.delegation))
+  ) {
+    return 'delegation must be printable ASCII without spaces';
+  }
   return null;
 }
 
 /**
  * The string a device signs for a request:
- * `agentpack-request-v1\n<METHOD>\n<path>\n<timestamp>\n<nonce>\n<base64url(SHA-256(body))>`.
+ * `agentpack-request-v1\n<METHOD>\n<path>\n<timestamp>\n<nonce>\n<base64url(SHA-256(body))>`,
+ * or for a request that carries a delegation
+ * `agentpack-request-v2\n<METHOD>\n<path>\n<timestamp>\n<nonce>\n<base64url(SHA-256(body))>\n<delegation_id>`.
  * Throws a TypeError when a part is malformed (a field with a line break would make two
  * requests sign alike).
  */
@@ -79,21 +101,21 @@ export function requestSigningString(parts: RequestSigningParts): string {
   const problem = requestPartsProblem(parts);
   if (problem !== null) throw new TypeError(`cannot sign this request: ${problem}`);
   const bodyHash = createHash('sha256').update(parts.body).digest('base64url');
-  return [
-    REQUEST_SIGNING_CONTEXT,
-    parts.method,
-    parts.path,
-    parts.timestamp,
-    parts.nonce,
-    bodyHash,
-  ].join('\n');
+  const lines = [parts.method, parts.path, parts.timestamp, parts.nonce, bodyHash];
+  return parts.delegation === undefined
+    ? [REQUEST_SIGNING_CONTEXT, ...lines].join('\n')
+    : [DELEGATED_REQUEST_SIGNING_CONTEXT, ...lines, parts.delegation].join('\n');
 }
 
-/** The three headers that make a request signed. */
+/**
+ * The three headers that make a request signed, and the delegation header when the request was
+ * signed for one (send it as is: the signature covers it).
+ */
 export interface SignedRequestHeaders {
   'x-agentpack-timestamp': string;
   'x-agentpack-nonce': string;
   'x-agentpack-signature': string;
+  'x-agentpack-delegation'?: string;
 }
 
 /** What {@link signRequest} needs. */
@@ -108,12 +130,15 @@ export interface SignRequestInput {
   nowMs: number;
   /** A nonce to use instead of 18 fresh random bytes (tests; never reuse one). */
   nonce?: string;
+  /** The delegation id the request presents, if any: the v2 string is then signed. */
+  delegation?: string | undefined;
 }
 
 /**
  * Signs a request as an enrolled device and returns the headers to add: the timestamp (unix
  * seconds), a fresh nonce (18 random bytes, 24 base64url characters) and the Ed25519
- * signature over {@link requestSigningString}. The method is upper-cased first.
+ * signature over {@link requestSigningString}. The method is upper-cased first. With a
+ * `delegation`, the v2 string is signed and the answer carries `x-agentpack-delegation` too.
  *
  * @example
  * const body = JSON.stringify({ name: 'openai_key' });
@@ -130,12 +155,15 @@ export function signRequest(input: SignRequestInput): SignedRequestHeaders {
     timestamp,
     nonce,
     body,
+    delegation: input.delegation,
   });
-  return {
-    'x-agentpack-timestamp': timestamp,
-    'x-agentpack-nonce': nonce,
-    'x-agentpack-signature': signText(text, input.signingSeed),
+  const headers: SignedRequestHeaders = {
+    [SIGNED_REQUEST_HEADERS.timestamp]: timestamp,
+    [SIGNED_REQUEST_HEADERS.nonce]: nonce,
+    [SIGNED_REQUEST_HEADERS.signature]: signText(text, input.signingSeed),
   };
+  if (input.delegation !== undefined) headers[CREDENTIAL_HEADERS.delegation] = input.delegation;
+  return headers;
 }
 
 /**

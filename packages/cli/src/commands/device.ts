@@ -335,9 +335,10 @@ async function deviceRequest(args: readonly string[], io: CliIo): Promise<number
         body: text,
         signingSeed: signingKey,
         nowMs: nowMs(io),
+        // A delegated request signs its delegation too (and the headers carry it).
+        delegation: opts.delegation,
       }),
     };
-    if (opts.delegation !== undefined) headers[CREDENTIAL_HEADERS.delegation] = opts.delegation;
     const res = await post(`${base}${path}`, headers, text, 'request failed', REQUEST_TIMEOUT_MS);
     let answer = answerObject(res.status, res.text, 'request failed', (s) => s >= 200 && s < 300);
     answer = withOpenedValue(answer, keys);
