@@ -1,13 +1,14 @@
 /**
  * Secret references: `agentpack.secret://<agent_id>/<name>[#<version>]`, resolved under the
  * caller's identity. Each reference needs the right to `secrets/get` that secret: the caller's
- * own agent (within its token's scope, if it is a token), or the delegator of the delegation it
- * presents (within the delegation's scope, and the token's). One reference that cannot be
- * resolved fails the whole call with its index and reason: fail closed, never passed through.
+ * own agent (within its token's scope, if it is a token) on an undelegated call; on a delegated
+ * call the delegator of the delegation it presents, only (within the delegation's scope, and the
+ * token's). One reference that cannot be resolved fails the whole call with its index and
+ * reason: fail closed, never passed through.
  */
 import { parseSecretRef, scopeAllows } from '@agentpack-identity/protocol';
 import { ApiError } from './errors.js';
-import { credentialScope, type AgentPrincipal } from './principal.js';
+import { actingAgentOf, credentialScope, type AgentPrincipal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
 import { readVersions, SecretReadError, type SecretsDeps } from './secrets.js';
 
@@ -16,17 +17,21 @@ function allowsRead(scope: readonly string[], name: string): boolean {
   return scopeAllows(scope, 'secrets/get', name) || scopeAllows(scope, 'secrets/resolve', name);
 }
 
-/** True when `principal` may read `agentId`'s secret `name` (the right to `secrets/get`). */
+/**
+ * True when `principal` may read `agentId`'s secret `name` (the right to `secrets/get`): the
+ * one decision of every reference. Policy: a call reads only for the agent it acts for
+ * ({@link actingAgentOf}, as every other secrets route) — its own agent, or on a delegated call
+ * the delegator and nobody else, not even the delegate itself (its own secrets need its own,
+ * undelegated request, so a delegation never widens what a call reads, nor audits the
+ * delegate's reads as done for the delegator) — within its credential's scope and, when
+ * delegated, the delegation's.
+ */
 export function mayRead(principal: AgentPrincipal, agentId: string, name: string): boolean {
+  if (agentId !== actingAgentOf(principal)) return false;
   const own = credentialScope(principal);
   if (own !== null && !allowsRead(own, name)) return false;
-  if (agentId === principal.agent_id) return true;
   const delegation = principal.delegation;
-  return (
-    delegation !== undefined &&
-    agentId === delegation.from_agent &&
-    allowsRead(delegation.scope, name)
-  );
+  return delegation === undefined || allowsRead(delegation.scope, name);
 }
 
 function refused(
