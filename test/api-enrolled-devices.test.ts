@@ -11,6 +11,7 @@ import {
   signRequest,
 } from '@agentpack-identity/protocol';
 import { manualClock, type ManualClock } from './helpers/clock.js';
+import { openEnrolledKey } from './helpers/sealed-enrollment.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
 
@@ -62,7 +63,8 @@ async function enroll(keys = generateDeviceKeys(), extra: Record<string, unknown
   expect(res.status).toBe(201);
   return {
     keys,
-    ...(res.body as { key_id: string; device_key: string; fingerprint: string; agent_id: string }),
+    ...(res.body as { key_id: string; fingerprint: string; agent_id: string }),
+    device_key: openEnrolledKey(res.body, keys.sealing),
   };
 }
 
@@ -109,10 +111,19 @@ describe('enrollment', () => {
     expect(res.body).toMatchObject({
       agent_id: 'agent-a',
       fingerprint,
-      device_key: expect.stringMatching(/^apdk_/),
+      sealed_device_key: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
     });
+    // The device key is answered only sealed to the device (libsodium opens it), never in clear.
+    expect(res.body).not.toHaveProperty('device_key');
+    const deviceKey = sodium.crypto_box_seal_open(
+      Buffer.from(res.body.sealed_device_key, 'base64url'),
+      keys.sealing.publicKey,
+      keys.sealing.privateKey,
+      'text',
+    ) as string;
+    expect(deviceKey).toMatch(/^apdk_/);
     // The key works, and the code is spent.
-    expect((await svc.post('/agents/get', {}, svc.device(res.body.device_key))).body.agent_id).toBe(
+    expect((await svc.post('/agents/get', {}, svc.device(deviceKey))).body.agent_id).toBe(
       'agent-a',
     );
     const again = await svc.post(

@@ -261,8 +261,20 @@ async function keygen(name: string) {
   return { dir, ...printed };
 }
 
-/** The service's side of /device/enroll: checks the request, pins the keys, answers 201. */
-function enrollAnswer(deviceKey: string, fingerprintOverride?: string): Answer {
+/**
+ * The service's side of /device/enroll: checks the request, pins the keys, answers 201 with the
+ * device key sealed to the request's sealing key. `override` changes the answer the way a
+ * broken or malicious service would: another fingerprint, sealed to another key, a clear
+ * `device_key` instead of the sealed one.
+ */
+function enrollAnswer(
+  deviceKey: string,
+  override: {
+    fingerprint?: string;
+    sealTo?: Uint8Array;
+    clear?: boolean;
+  } = {},
+): Answer {
   return (req) => {
     if (req.method !== 'POST' || req.url !== '/device/enroll') return { status: 404, body: {} };
     if (req.headers['content-type'] !== 'application/json') return { status: 415, body: {} };
@@ -278,13 +290,16 @@ function enrollAnswer(deviceKey: string, fingerprintOverride?: string): Answer {
     ) {
       return { status: 400, body: { error: { code: 'invalid_argument', message: 'bad' } } };
     }
+    const sealed = Buffer.from(
+      sealTo(override.sealTo ?? sealing, Buffer.from(deviceKey, 'utf8')),
+    ).toString('base64url');
     return {
       status: 201,
       body: {
         key_id: 'dk_enrolled',
         agent_id: 'agent-one',
-        device_key: deviceKey,
-        fingerprint: fingerprintOverride ?? deviceFingerprint(sealing, signing),
+        ...(override.clear === true ? { device_key: deviceKey } : { sealed_device_key: sealed }),
+        fingerprint: override.fingerprint ?? deviceFingerprint(sealing, signing),
         created_at: '2030-01-01T00:00:00.000Z',
         expires_at: null,
       },
@@ -353,10 +368,9 @@ describe('device enroll', () => {
     const device = await keygen('enroll-mismatch');
     const other = generateDeviceKeys();
     const deviceKey = generateDeviceKey();
-    answer = enrollAnswer(
-      deviceKey,
-      deviceFingerprint(other.sealing.publicKey, other.signing.publicKey),
-    );
+    answer = enrollAnswer(deviceKey, {
+      fingerprint: deviceFingerprint(other.sealing.publicKey, other.signing.publicKey),
+    });
     const res = await cli(enrollArgs(device.dir));
     expect(res.code).toBe(1);
     expect(res.stdout).toBe('');
@@ -366,6 +380,34 @@ describe('device enroll', () => {
     expect(res.stderr).not.toContain(deviceKey);
     expect(existsSync(join(device.dir, 'device-key'))).toBe(false);
     expect(existsSync(join(device.dir, 'enrollment.json'))).toBe(false);
+  });
+
+  it('saves nothing unless the answer is a device key sealed to this device', async () => {
+    const device = await keygen('enroll-unsealed');
+    const deviceKey = generateDeviceKey();
+    const other = generateDeviceKeys();
+    const cases: Array<[Answer, string]> = [
+      // A clear device_key (what a relaying party could read) is not accepted in its place.
+      [enrollAnswer(deviceKey, { clear: true }), 'the answer has no sealed_device_key'],
+      // Sealed to someone else's key: this device cannot open it.
+      [
+        enrollAnswer(deviceKey, { sealTo: other.sealing.publicKey }),
+        'cannot open the sealed device key',
+      ],
+      // Opens, but is not a device key.
+      [enrollAnswer('not-a-device-key'), 'not a well-formed device key'],
+    ];
+    for (const [bad, reason] of cases) {
+      answer = bad;
+      const res = await cli(enrollArgs(device.dir));
+      expect(res.code, reason).toBe(1);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toMatch(ONE_LINE);
+      expect(res.stderr).toContain(reason);
+      expect(res.stderr).not.toContain(deviceKey);
+      expect(existsSync(join(device.dir, 'device-key'))).toBe(false);
+      expect(existsSync(join(device.dir, 'enrollment.json'))).toBe(false);
+    }
   });
 
   it('fails with the service’s reason on a refused code, and saves nothing', async () => {

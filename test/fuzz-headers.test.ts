@@ -9,6 +9,7 @@ import { generateDeviceKeys } from '@agentpack-identity/protocol';
 import { DELEGABLE, b64, issueKey, must, signed } from './helpers/fuzz-calls.js';
 import { changedParts, errorShapeProblem, snapshot } from './helpers/fuzz-contract.js';
 import { sendRaw, type RawReply } from './helpers/raw-client.js';
+import { openEnrolledKey } from './helpers/sealed-enrollment.js';
 import { BRIDGE_KEY, BRIDGE_KEY_2, startTestService, type TestService } from './helpers/service.js';
 import { mintTestToken } from './helpers/tokens.js';
 
@@ -49,19 +50,22 @@ describe('header edge cases over raw HTTP', () => {
       'enrollment',
     ).code;
     enrolled = {
-      key: must(
-        await svc.post(
-          '/device/enroll',
-          {
-            code,
-            sealing_public_key: b64(keys.sealing.publicKey),
-            signing_public_key: b64(keys.signing.publicKey),
-          },
-          {},
+      key: openEnrolledKey(
+        must(
+          await svc.post(
+            '/device/enroll',
+            {
+              code,
+              sealing_public_key: b64(keys.sealing.publicKey),
+              signing_public_key: b64(keys.signing.publicKey),
+            },
+            {},
+          ),
+          201,
+          'enroll',
         ),
-        201,
-        'enroll',
-      ).device_key,
+        keys.sealing,
+      ),
       seed: keys.signing.privateKey,
     };
     const runKeys = generateDeviceKeys().signing;

@@ -155,6 +155,7 @@ describe('capture: no key, data key or secret value where it does not belong', (
       BRIDGE_KEY,
       BRIDGE_KEY_2,
       ...capture.deviceKeys,
+      ...capture.sealedDeviceKeys,
       ...capture.tokens,
       ...capture.codes,
       ...capture.values,
@@ -179,7 +180,7 @@ describe('capture: no key, data key or secret value where it does not belong', (
     expect(capture.logs.join('\n').includes(capture.codes[0]!)).toBe(false);
   });
 
-  it('shows a device key only in the response that issued it, and never a bridge key, token, data key or KEK', () => {
+  it('shows a device key only in the response that issued it (an enrolled one in none), and never a bridge key, token, data key or KEK', () => {
     for (const key of capture.deviceKeys) {
       const shown = capture.responses.filter((r) => r.text.includes(key));
       expect(
@@ -188,6 +189,15 @@ describe('capture: no key, data key or secret value where it does not belong', (
       ).toHaveLength(1);
       expect(shown[0]!.status).toBe(201);
       expect(JSON.parse(shown[0]!.text).device_key).toBe(key);
+    }
+    // An enrolled device's key is answered only sealed to the device: in clear, nowhere.
+    expect(capture.sealedDeviceKeys.length).toBeGreaterThan(0);
+    for (const key of capture.sealedDeviceKeys) {
+      const shown = capture.responses.filter((r) => r.text.includes(key));
+      expect(
+        shown.map((r) => r.what),
+        key.slice(0, 9),
+      ).toEqual([]);
     }
     const never = [
       BRIDGE_KEY,
@@ -224,6 +234,7 @@ describe('capture: no key, data key or secret value where it does not belong', (
       BRIDGE_KEY,
       BRIDGE_KEY_2,
       ...capture.deviceKeys,
+      ...capture.sealedDeviceKeys,
       ...capture.tokens,
       ...capture.codes,
       ...capture.values,

@@ -25,6 +25,7 @@ import type { AuditEvent } from '../functions/src/core/audit.js';
 import { burst } from './helpers/burst.js';
 import { officialEmulatorStore } from './helpers/firestore-emulator.js';
 import { jitteryStore } from './helpers/jittery-store.js';
+import { openEnrolledKey } from './helpers/sealed-enrollment.js';
 import { startTestService, type ApiResult, type TestService } from './helpers/service.js';
 import { tempDir } from './helpers/temp-dir.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
@@ -450,10 +451,11 @@ describe.each(BACKENDS)('races on $name', (backend) => {
         {},
       );
       expect(enrolled.status, enrolled.text).toBe(201);
+      const deviceKey = openEnrolledKey(enrolled.body, keys.sealing);
       const raw = Buffer.from(JSON.stringify({ name: `replayed_${round}`, value: 'v' }));
       const headers = {
         'content-type': 'application/json',
-        'x-agentpack-device-key': enrolled.body.device_key as string,
+        'x-agentpack-device-key': deviceKey,
         ...signRequest({
           method: 'POST',
           path: '/secrets/put',
@@ -474,7 +476,7 @@ describe.each(BACKENDS)('races on $name', (backend) => {
       const meta = await svc.post(
         '/secrets/metadata',
         { name: `replayed_${round}` },
-        svc.device(enrolled.body.device_key),
+        svc.device(deviceKey),
       );
       expect(meta.body.current_version).toBe(1);
     }
@@ -489,9 +491,11 @@ describe.each(BACKENDS)('races on $name', (backend) => {
         svc.bridge,
       );
       expect(created.status).toBe(201);
+      const sealingKeys: Array<ReturnType<typeof generateDeviceKeys>['sealing']> = [];
       const results = await together(
         Array.from({ length: N }, () => {
           const keys = generateDeviceKeys();
+          sealingKeys.push(keys.sealing);
           return {
             path: '/device/enroll',
             body: {
@@ -509,14 +513,16 @@ describe.each(BACKENDS)('races on $name', (backend) => {
         `round ${round}: ${statuses}`,
       ).toHaveLength(1);
       expect(statuses.filter((s) => s === 401)).toHaveLength(N - 1);
-      const winner = results.find((r) => r.status === 201)!.body;
+      const won = results.findIndex((r) => r.status === 201);
+      const winner = results[won]!.body;
       const keys = await svc.store.find('device_keys', 'agent_id', 'enroll-agent', 10_000);
       // The bridge-issued key, plus one enrolled key per round: never two for one code.
       expect(
         keys.filter((k) => k.doc.fingerprint !== undefined && k.doc.fingerprint !== null),
       ).toHaveLength(round + 1);
       expect(keys.some((k) => k.doc.key_id === winner.key_id)).toBe(true);
-      expect((await svc.post('/agents/get', {}, svc.device(winner.device_key))).status).toBe(200);
+      const winnerKey = openEnrolledKey(winner, sealingKeys[won]!);
+      expect((await svc.post('/agents/get', {}, svc.device(winnerKey))).status).toBe(200);
     }
   });
 

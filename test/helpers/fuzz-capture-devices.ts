@@ -8,6 +8,7 @@ import { expect } from 'vitest';
 import { generateDeviceKeys, signAttestation } from '@agentpack-identity/protocol';
 import { b64 } from './fuzz-calls.js';
 import { ref, type Keys, type Session } from './fuzz-capture.js';
+import { openEnrolledKey } from './sealed-enrollment.js';
 import { bearer } from './tokens.js';
 
 /** Enrollment (codes, fingerprints, small-order keys), signed and sealed reads, require_sealed, attestations. */
@@ -70,9 +71,10 @@ export async function enrolledDevices(
     401,
   );
   const enrolled = await call('enroll', '/device/enroll', enrollBody, {}, 201);
-  capture.deviceKeys.push(enrolled.device_key);
+  const enrolledKey = openEnrolledKey(enrolled, devKeys.sealing);
+  capture.sealedDeviceKeys.push(enrolledKey);
   await call('enroll, code reused', '/device/enroll', enrollBody, {}, 401);
-  const asDevice: [string, string] = ['x-agentpack-device-key', enrolled.device_key];
+  const asDevice: [string, string] = ['x-agentpack-device-key', enrolledKey];
   const seed = devKeys.signing.privateKey;
   const signedGet = await signedCall(
     'signed get',
@@ -136,7 +138,7 @@ export async function enrolledDevices(
     'clear read under require_sealed',
     '/secrets/get',
     { name: 'api_key' },
-    D(enrolled.device_key),
+    D(enrolledKey),
     403,
   );
   await call(
@@ -150,7 +152,7 @@ export async function enrolledDevices(
     'sealed read under require_sealed',
     '/secrets/get',
     { name: 'api_key', seal: true },
-    D(enrolled.device_key),
+    D(enrolledKey),
     200,
   );
   await call(

@@ -54,7 +54,10 @@ export interface Capture {
   privateKeys: Uint8Array[];
   /** Every response body, with what it answered. */
   responses: Array<{ what: string; status: number; text: string }>;
+  /** Device keys answered in clear (by /device/issue): shown once, by that response. */
   deviceKeys: string[];
+  /** Device keys answered sealed (by /device/enroll): in clear in no response and no log. */
+  sealedDeviceKeys: string[];
   tokens: string[];
   values: string[];
   dataKeys: Buffer[];
@@ -71,6 +74,7 @@ export function newCapture(): Capture {
     privateKeys: [],
     responses: [],
     deviceKeys: [],
+    sealedDeviceKeys: [],
     tokens: [],
     values: [],
     dataKeys: [],

@@ -19,6 +19,7 @@ import {
   type Unsigned,
 } from './fuzz-calls.js';
 import { sendRaw } from './raw-client.js';
+import { openEnrolledKey } from './sealed-enrollment.js';
 import { BRIDGE_KEY, BRIDGE_KEY_2, type TestService } from './service.js';
 import { mintTestToken } from './tokens.js';
 
@@ -112,7 +113,7 @@ async function enrollDevice(svc: TestService): Promise<Ctx['enrolled']> {
     201,
     'enroll',
   );
-  return { key: body.device_key, keyId: body.key_id, seed: seedOf(keys) };
+  return { key: openEnrolledKey(body, keys.sealing), keyId: body.key_id, seed: seedOf(keys) };
 }
 
 async function spawnRun(svc: TestService, deviceKey: string): Promise<Ctx['run']> {

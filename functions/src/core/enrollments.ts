@@ -2,7 +2,9 @@
  * Device enrollment: an operator mints a one-time code (optionally with the fingerprint read
  * out of band from the device), the device presents it with its two public keys, and the keys
  * are pinned to a new device key. Pinned keys never change: rotation is evict and re-enroll
- * (`replaces_key_id`, in the same transaction as the enrollment).
+ * (`replaces_key_id`, in the same transaction as the enrollment). The new device key is answered
+ * only sealed to the enrolling sealing key, so whoever relays the code and the device's public
+ * keys on its behalf learns nothing it can use.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -12,6 +14,7 @@ import {
   ENROLLMENT_CODE_PATTERN,
   generateDeviceKey,
   generateEnrollmentCode,
+  sealTo,
   signingKeyProblem,
   x25519PublicKeyProblem,
 } from '@agentpack-identity/protocol';
@@ -21,7 +24,7 @@ import type { DeviceKeyDoc, EnrollmentDoc } from '../ports/store.js';
 import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf, type AuditEvent } from './audit.js';
-import { isActive, type IssuedDeviceKey } from './device-keys.js';
+import { isActive } from './device-keys.js';
 import { ApiError } from './errors.js';
 import { generateEnrollmentId, generateKeyId } from './ids.js';
 import type { Principal } from './principal.js';
@@ -108,9 +111,21 @@ export async function createEnrollment(
   });
 }
 
-/** A device key minted by enrollment, with its pinned fingerprint. */
-export interface EnrolledDeviceKey extends IssuedDeviceKey {
+/**
+ * The answer of an enrollment: the new key's record, its pinned fingerprint, and the device key
+ * itself only as `sealed_device_key` — base64url of libsodium's `crypto_box_seal` of its UTF-8
+ * text to the enrolling `sealing_public_key`. Policy: the clear key is never in this answer, so
+ * a party that relays the code and the device's true public keys gets nothing it can use; only
+ * the holder of the sealing private key opens it.
+ */
+export interface EnrolledDeviceKey {
+  key_id: string;
+  agent_id: string;
+  sealed_device_key: string;
+  label: string | null;
   fingerprint: string;
+  created_at: string;
+  expires_at: string | null;
 }
 
 /**
@@ -143,7 +158,8 @@ export async function enrollDevice(
       field: 'signing_public_key',
     });
   }
-  const fingerprint = deviceFingerprint(sealing!, signing!);
+  const sealingKey = sealing!;
+  const fingerprint = deviceFingerprint(sealingKey, signing!);
   const refuse = (reason: string): never => {
     deps.logger.warn('auth.failed', {
       credential: 'enrollment_code',
@@ -155,6 +171,10 @@ export async function enrollDevice(
   if (!ENROLLMENT_CODE_PATTERN.test(input.code)) refuse('malformed');
   const digest = codeDigest(input.code);
   const deviceKey = generateDeviceKey();
+  // Sealed once, before the transaction (which may be retried): the only form the key leaves in.
+  const sealedDeviceKey = Buffer.from(sealTo(sealingKey, Buffer.from(deviceKey, 'utf8'))).toString(
+    'base64url',
+  );
   type Outcome = { ok: EnrolledDeviceKey } | { mismatch: true } | { refused: string };
   const outcome = await deps.store.transact(async (tx): Promise<Outcome> => {
     const enrollment = await tx.get('device_enrollments', digest);
@@ -231,7 +251,7 @@ export async function enrollDevice(
       ok: {
         key_id: doc.key_id,
         agent_id: doc.agent_id,
-        device_key: deviceKey,
+        sealed_device_key: sealedDeviceKey,
         label: doc.label,
         fingerprint,
         created_at: doc.created_at,

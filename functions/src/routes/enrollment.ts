@@ -26,7 +26,10 @@ export const enrollmentsCreate = defineRoute({
     createEnrollment(deps, requirePrincipal(principal), input),
 });
 
-/** POST /device/enroll: the code in the body is the credential; the device's keys get pinned. */
+/**
+ * POST /device/enroll: the code in the body is the credential; the device's keys get pinned and
+ * the new device key is answered only sealed to `sealing_public_key` (`sealed_device_key`).
+ */
 export const deviceEnroll = defineRoute({
   method: 'POST',
   path: '/device/enroll',

@@ -62,10 +62,12 @@ options:
 
 Enrolls the device whose keys are in DIR with a one-time enrollment code: POST URL/device/enroll
 with {code, sealing_public_key, signing_public_key, label?}. The service pins both public keys
-and answers with a device key, which is written to DIR/device-key (mode 0600; never printed),
-with DIR/enrollment.json {key_id, agent_id, fingerprint, created_at, expires_at}. Prints
-key_id, agent_id and fingerprint. If the service answers with another fingerprint than this
-device's, nothing is written and the command fails: someone changed the keys on the way.
+and answers with a device key sealed to this device (sealed_device_key), which is opened with
+DIR/sealing.key and written to DIR/device-key (mode 0600; never printed), with
+DIR/enrollment.json {key_id, agent_id, fingerprint, created_at, expires_at}. Prints key_id,
+agent_id and fingerprint. If the service answers with another fingerprint than this device's,
+or with a key this device cannot open, nothing is written and the command fails: someone
+changed the keys on the way.
 A device that already has DIR/device-key is not enrolled again (move the file away first).
 
 options:
@@ -175,48 +177,56 @@ async function deviceEnroll(args: readonly string[], io: CliIo): Promise<number>
     'this device is already enrolled (move the file away to enroll it again)',
   );
   const keys = readDeviceKeyFiles(dir);
-  keys.sealingPrivate.fill(0);
+  // The sealing key stays only until the answer is opened; the signing seed is not needed.
   keys.signingSeed.fill(0);
-  const request: Record<string, string> = {
-    code,
-    sealing_public_key: encodeRawKey(keys.sealingPublic),
-    signing_public_key: encodeRawKey(keys.signingPublic),
-  };
-  if (opts.label !== undefined) request['label'] = opts.label;
-  const res = await post(
-    `${base}/device/enroll`,
-    {},
-    JSON.stringify(request),
-    'enrollment failed',
-    REQUEST_TIMEOUT_MS,
-  );
-  const answer = answerObject(res.status, res.text, 'enrollment failed', (s) => s === 201);
-  const { key_id, agent_id, device_key, fingerprint, created_at, expires_at } = answer;
-  if (
-    typeof key_id !== 'string' ||
-    !CREDENTIAL_VALUE_PATTERN.test(key_id) ||
-    typeof agent_id !== 'string'
-  ) {
-    throw new CliError('enrollment failed: the answer has no key_id or agent_id');
-  }
-  if (typeof device_key !== 'string' || !isWellFormedDeviceKey(device_key)) {
-    throw new CliError(
-      `enrollment failed: the answer has no well-formed device_key (key ${key_id})`,
+  try {
+    const request: Record<string, string> = {
+      code,
+      sealing_public_key: encodeRawKey(keys.sealingPublic),
+      signing_public_key: encodeRawKey(keys.signingPublic),
+    };
+    if (opts.label !== undefined) request['label'] = opts.label;
+    const res = await post(
+      `${base}/device/enroll`,
+      {},
+      JSON.stringify(request),
+      'enrollment failed',
+      REQUEST_TIMEOUT_MS,
     );
+    const answer = answerObject(res.status, res.text, 'enrollment failed', (s) => s === 201);
+    const { key_id, agent_id, sealed_device_key, fingerprint, created_at, expires_at } = answer;
+    if (
+      typeof key_id !== 'string' ||
+      !CREDENTIAL_VALUE_PATTERN.test(key_id) ||
+      typeof agent_id !== 'string'
+    ) {
+      throw new CliError('enrollment failed: the answer has no key_id or agent_id');
+    }
+    if (typeof sealed_device_key !== 'string') {
+      throw new CliError(`enrollment failed: the answer has no sealed_device_key (key ${key_id})`);
+    }
+    // Policy: the service must have pinned exactly this device's keys. A different fingerprint
+    // means the keys were changed on the way: that enrollment must not be used.
+    if (fingerprint !== keys.fingerprint) {
+      throw new CliError(
+        `the service pinned another fingerprint than this device's (${keys.fingerprint}): nothing was saved; revoke device key ${key_id}`,
+      );
+    }
+    const deviceKey = openSealedText(sealed_device_key, keys, SEALED_DEVICE_KEY);
+    if (!isWellFormedDeviceKey(deviceKey)) {
+      throw new CliError(
+        `enrollment failed: the sealed device key is not a well-formed device key (key ${key_id})`,
+      );
+    }
+    writePrivateFile(deviceKeyFile, `${deviceKey}\n`);
+    const enrollment = { key_id, agent_id, fingerprint, created_at, expires_at };
+    writePrivateFile(enrollmentFile, `${JSON.stringify(enrollment, null, 2)}\n`);
+    io.stdout(`${JSON.stringify({ key_id, agent_id, fingerprint }, null, 2)}\n`);
+    io.stderr(`device key written to ${deviceKeyFile} (mode 0600)\n`);
+    return 0;
+  } finally {
+    keys.sealingPrivate.fill(0);
   }
-  // Policy: the service must have pinned exactly this device's keys. A different fingerprint
-  // means the keys were changed on the way: that enrollment must not be used.
-  if (fingerprint !== keys.fingerprint) {
-    throw new CliError(
-      `the service pinned another fingerprint than this device's (${keys.fingerprint}): nothing was saved; revoke device key ${key_id}`,
-    );
-  }
-  writePrivateFile(deviceKeyFile, `${device_key}\n`);
-  const enrollment = { key_id, agent_id, fingerprint, created_at, expires_at };
-  writePrivateFile(enrollmentFile, `${JSON.stringify(enrollment, null, 2)}\n`);
-  io.stdout(`${JSON.stringify({ key_id, agent_id, fingerprint }, null, 2)}\n`);
-  io.stderr(`device key written to ${deviceKeyFile} (mode 0600)\n`);
-  return 0;
 }
 
 const RC_PATTERN = /^-?(0|[1-9][0-9]{0,9})$/;
@@ -261,22 +271,33 @@ function deviceSignAttestation(args: readonly string[], io: CliIo): number {
 /** A route path as the API names it: `/secrets/get`. */
 const ROUTE_PATH = /^(\/[A-Za-z0-9._~-]+)+$/;
 
-/** Decodes one `sealed` value of an answer with the device's sealing key. */
-function openSealedValue(sealed: unknown, keys: DeviceKeyFiles): string {
+/** What a sealed member of an answer is called: its field, and in a sentence. */
+interface SealedMember {
+  field: string;
+  what: string;
+}
+const SEALED_VALUE: SealedMember = { field: 'sealed', what: 'the sealed value' };
+const SEALED_DEVICE_KEY: SealedMember = {
+  field: 'sealed_device_key',
+  what: 'the sealed device key',
+};
+
+/** Opens one sealed member of an answer (UTF-8 text) with the device's sealing key. */
+function openSealedText(sealed: unknown, keys: DeviceKeyFiles, member: SealedMember): string {
   const bytes = typeof sealed === 'string' ? Buffer.from(sealed, 'base64url') : null;
   if (bytes === null || bytes.toString('base64url') !== sealed) {
-    throw new CliError('the answer’s "sealed" is not base64url');
+    throw new CliError(`the answer’s "${member.field}" is not base64url`);
   }
   const opened = openSealed(bytes, keys.sealingPublic, keys.sealingPrivate);
   if (opened === null) {
     throw new CliError(
-      'cannot open the sealed value: it was not sealed to this device’s key, or it was altered',
+      `cannot open ${member.what}: it was not sealed to this device’s key, or it was altered`,
     );
   }
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(opened);
   } catch {
-    throw new CliError('the sealed value is not UTF-8 text');
+    throw new CliError(`${member.what} is not UTF-8 text`);
   } finally {
     opened.fill(0);
   }
@@ -287,7 +308,7 @@ function withOpenedValue(item: Record<string, unknown>, keys: DeviceKeyFiles) {
   if (!Object.hasOwn(item, 'sealed')) return item;
   return Object.fromEntries(
     Object.entries(item).map(([key, value]) =>
-      key === 'sealed' ? ['value', openSealedValue(value, keys)] : [key, value],
+      key === 'sealed' ? ['value', openSealedText(value, keys, SEALED_VALUE)] : [key, value],
     ),
   );
 }
