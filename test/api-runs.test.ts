@@ -1,7 +1,7 @@
 /** Ephemeral runs over real HTTP: spawn, run authentication, subtree revocation, well-known. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { generateDeviceKeys, signRequest } from '@agentpack-identity/protocol';
 import { manualClock, type ManualClock } from './helpers/clock.js';
+import { newRunKey as newKey, runClient, type Run, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
 
@@ -11,6 +11,7 @@ let dk: string;
 beforeEach(async () => {
   clock = manualClock(Date.now());
   svc = await startTestService({ clock });
+  rc = runClient(svc, clock);
   for (const id of ['agent-a', 'agent-b'])
     await svc.post('/agents/create', { display_name: id, agent_id: id }, svc.bridge);
   dk = (await svc.post('/device/issue', { agent_id: 'agent-a' }, svc.bridge)).body.device_key;
@@ -21,64 +22,10 @@ afterEach(async () => {
   await svc.close();
 });
 
-interface Run {
-  run_id: string;
-  seed: Uint8Array;
-  body: any;
-}
-
-const newKey = () => {
-  const k = generateDeviceKeys().signing;
-  return { pub: Buffer.from(k.publicKey).toString('base64url'), seed: k.privateKey };
-};
-
-/** A request as the run: `x-agentpack-run` plus a signature by the run's key. */
-function asRun(
-  run: Run,
-  path: string,
-  body: object,
-  opts: { seed?: Uint8Array; at?: number; sign?: boolean } = {},
-) {
-  const raw = Buffer.from(JSON.stringify(body));
-  const signed =
-    opts.sign === false
-      ? {}
-      : signRequest({
-          method: 'POST',
-          path,
-          body: raw,
-          signingSeed: opts.seed ?? run.seed,
-          nowMs: opts.at ?? clock.now(),
-        });
-  return svc.request(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-agentpack-run': run.run_id, ...signed },
-    body: raw,
-  });
-}
-
-async function spawn(
-  by: Record<string, string> | Run,
-  body: Record<string, unknown> = {},
-): Promise<Run> {
-  const key = newKey();
-  const req = {
-    task: 'summarise inbox',
-    scope: ['secrets/get:openai_key', 'runs/spawn'],
-    ttl_seconds: 300,
-    public_key: key.pub,
-    ...body,
-  };
-  const res =
-    'run_id' in by
-      ? await asRun(by as Run, '/runs/spawn', req)
-      : await svc.post('/runs/spawn', req, by as Record<string, string>);
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return { run_id: res.body.run_id, seed: key.seed, body: res.body };
-}
-
-const identity = async (runId: string) =>
-  await svc.request(`/.well-known/agentpack-agent-identity/${runId}`, { method: 'GET' });
+let rc: RunClient;
+const asRun: RunClient['asRun'] = (...args) => rc.asRun(...args);
+const spawn: RunClient['spawn'] = (...args) => rc.spawn(...args);
+const identity: RunClient['identity'] = (runId) => rc.identity(runId);
 
 describe('/runs/spawn', () => {
   it('creates a root run with its lineage and scope, and audits it', async () => {
@@ -269,7 +216,9 @@ describe('authentication as a run', () => {
 
     const live = await spawn(svc.device(dk));
     await svc.post('/agents/disable', { agent_id: 'agent-a' }, svc.bridge);
-    expect((await get(live)).status).toBe(403);
+    // Disabling the agent ends its runs for good (revoked), not only while it is disabled.
+    expect((await get(live)).status).toBe(401);
+    expect((await identity(live.run_id)).body.status).toBe('revoked');
     const events = await svc.store.auditEvents(200);
     expect(events.filter((e) => e.action === 'run.complete')[0]?.actor).toMatchObject({
       run_id: completing.run_id,

@@ -89,7 +89,7 @@ describe('/secrets/resolve', () => {
     ).toHaveLength(0);
   });
 
-  it("resolves a delegator's secret through a delegation naming it, and the delegate's own", async () => {
+  it("resolves a delegator's secret through a delegation naming it, never the delegate's own", async () => {
     const d = await svc.post(
       '/delegate',
       { to_agent: 'agent-b', scope: ['secrets/get:openai_key'], ttl_seconds: 60 },
@@ -98,11 +98,19 @@ describe('/secrets/resolve', () => {
     const headers = { ...svc.device(b), 'x-agentpack-delegation': d.body.delegation_id };
     const ok = await svc.post(
       '/secrets/resolve',
-      { refs: [ref('agent-a', 'openai_key'), ref('agent-b', 'own')] },
+      { refs: [ref('agent-a', 'openai_key')] },
       headers,
     );
     expect(ok.status).toBe(200);
-    expect(ok.body.values.map((v: any) => v.value)).toEqual(['sk-a-2', 'b-own']);
+    expect(ok.body.values.map((v: any) => v.value)).toEqual(['sk-a-2']);
+    // A delegated call acts for the delegator only: the delegate's own secrets need its own call.
+    const own = await svc.post(
+      '/secrets/resolve',
+      { refs: [ref('agent-a', 'openai_key'), ref('agent-b', 'own')] },
+      headers,
+    );
+    expect(own.status).toBe(403);
+    expect(own.body.error.details).toEqual({ index: 1, reason: 'permission_denied' });
     const outOfScope = await svc.post(
       '/secrets/resolve',
       { refs: [ref('agent-a', 'db_password')] },

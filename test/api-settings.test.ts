@@ -24,6 +24,8 @@ describe('settings', () => {
         'device.require_signed_requests',
         'runs.max_ttl_seconds',
         'runs.max_depth',
+        'runs.max_active_per_agent',
+        'delegations.max_active_per_agent',
       ].sort(),
     );
     expect(byKey['delegation.max_ttl_seconds']).toMatchObject({ value: 3600, default: 3600 });

@@ -111,6 +111,49 @@ describe.each(factories)('store contract: $name', (factory) => {
     await store.close();
   });
 
+  it('queries by an equality, ordered, strictly after a value, within a limit', async () => {
+    const store = await factory.open();
+    const run = (id: string, root: string, ended: 'revoked' | null, expires: string) => ({
+      run_id: id,
+      agent_id: 'a1',
+      parent_run_id: null,
+      root_run_id: root,
+      lineage: [id],
+      task: 't',
+      scope: [],
+      public_key: `pk-${id}`,
+      created_at: '2026-01-01T00:00:00.000Z',
+      expires_at: expires,
+      ended,
+      ended_at: null,
+      spawned_by_key_id: null,
+      live_agent_id: ended === null ? 'a1' : null,
+    });
+    // Written out of order, with ids unrelated to the document ids' order.
+    await store.transact(async (tx) => {
+      tx.set('runs', 'z1', run('run_c', 'r1', null, '2026-01-01T00:03:00.000Z'));
+      tx.set('runs', 'z2', run('run_a', 'r1', 'revoked', '2026-01-01T00:01:00.000Z'));
+      tx.set('runs', 'z3', run('run_d', 'r2', null, '2026-01-01T00:04:00.000Z'));
+      tx.set('runs', 'z4', run('run_b', 'r1', null, '2026-01-01T00:02:00.000Z'));
+    });
+    const ids = (found: { doc: { run_id: string } }[]) => found.map((f) => f.doc.run_id);
+    const tree = { where: ['root_run_id', 'r1'], orderBy: 'run_id', limit: 2 } as const;
+    expect(ids(await store.query('runs', tree))).toEqual(['run_a', 'run_b']);
+    expect(ids(await store.query('runs', { ...tree, after: 'run_b' }))).toEqual(['run_c']);
+    expect(await store.query('runs', { ...tree, after: 'run_c' })).toEqual([]);
+    const live = await store.transact((tx) =>
+      tx.query('runs', {
+        where: ['live_agent_id', 'a1'],
+        orderBy: 'expires_at',
+        after: '2026-01-01T00:02:30.000Z',
+        limit: 10,
+      }),
+    );
+    expect(ids(live)).toEqual(['run_c', 'run_d']);
+    expect(live[0]!.id).toBe('z1');
+    await store.close();
+  });
+
   it('tells when a collection is empty', async () => {
     const store = await factory.open();
     expect(await store.isEmpty('agents')).toBe(true);

@@ -29,6 +29,7 @@ function jitteryTx(tx: Tx): Tx {
   return {
     get: (collection, id) => late(() => tx.get(collection, id)),
     find: (collection, field, value, limit) => late(() => tx.find(collection, field, value, limit)),
+    query: (collection, query) => late(() => tx.query(collection, query)),
     set: (collection, id, doc) => tx.set(collection, id, doc),
     delete: (collection, id) => tx.delete(collection, id),
     audit: (event) => tx.audit(event),
@@ -41,6 +42,7 @@ export function jitteryStore(store: Store): Store {
     get: (collection, id) => late(() => store.get(collection, id)),
     find: (collection, field, value, limit) =>
       late(() => store.find(collection, field, value, limit)),
+    query: (collection, query) => late(() => store.query(collection, query)),
     async appendAudit(events) {
       await hops();
       return store.appendAudit(events);

@@ -7,13 +7,20 @@
  * (Firestore refuses a read after a write), retried by the SDK on contention, which is why a
  * transaction callback must be free of outside effects.
  */
-import { FieldPath, Timestamp, type Firestore, type Transaction } from 'firebase-admin/firestore';
+import {
+  FieldPath,
+  Timestamp,
+  type Firestore,
+  type Query as FirestoreQuery,
+  type Transaction,
+} from 'firebase-admin/firestore';
 import type { AuditEvent } from '../core/audit.js';
 import type {
   CollectionName,
   Collections,
   Found,
   IndexedField,
+  Query,
   Store,
   Tx,
 } from '../ports/store.js';
@@ -40,6 +47,24 @@ function fromStored<C extends CollectionName>(collection: C, data: unknown): Col
   return rest as unknown as Collections[C];
 }
 
+/** The Firestore query of a port query: equalities, then the keyset range and its order. */
+function toFirestoreQuery<C extends CollectionName>(
+  db: Firestore,
+  collection: C,
+  query: Query<C>,
+): FirestoreQuery {
+  let q: FirestoreQuery = db.collection(collection).where(query.where[0], '==', query.where[1]);
+  if (query.after !== undefined) q = q.where(query.orderBy, '>', query.after);
+  return q.orderBy(query.orderBy).limit(query.limit);
+}
+
+function foundOf<C extends CollectionName>(
+  collection: C,
+  docs: readonly { id: string; data(): unknown }[],
+): Found<C>[] {
+  return docs.map((d) => ({ id: d.id, doc: fromStored(collection, d.data()) }));
+}
+
 class FirestoreTx implements Tx {
   private readonly writes: Array<(t: Transaction) => void> = [];
 
@@ -63,6 +88,13 @@ class FirestoreTx implements Tx {
       this.db.collection(collection).where(field, '==', value).limit(limit),
     );
     return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[C] }));
+  }
+
+  async query<C extends CollectionName>(collection: C, query: Query<C>): Promise<Found<C>[]> {
+    return foundOf(
+      collection,
+      (await this.t.get(toFirestoreQuery(this.db, collection, query))).docs,
+    );
   }
 
   set<C extends CollectionName>(collection: C, id: string, doc: Collections[C]): void {
@@ -96,6 +128,9 @@ export function firestoreStore(db: Firestore): Store {
     async find(collection, field, value, limit) {
       const snap = await db.collection(collection).where(field, '==', value).limit(limit).get();
       return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[typeof collection] }));
+    },
+    async query(collection, query) {
+      return foundOf(collection, (await toFirestoreQuery(db, collection, query).get()).docs);
     },
     async appendAudit(events) {
       const batch = db.batch();

@@ -19,6 +19,8 @@ import {
   type Collections,
   type Found,
   type IndexedField,
+  ORDER_FIELDS,
+  type Query,
   type Store,
   type StoreReader,
   type Tx,
@@ -85,6 +87,30 @@ class SqliteReader implements StoreReader {
     const rows = stmt.all(value, limit) as { id: string; data: string }[];
     return rows.map((r) => ({ id: r.id, doc: JSON.parse(r.data) as Collections[C] }));
   }
+
+  async query<C extends CollectionName>(collection: C, query: Query<C>): Promise<Found<C>[]> {
+    const [field, value] = query.where;
+    const after = query.after !== undefined;
+    const key = `${collection}?${field}>${query.orderBy}${after ? '>' : ''}`;
+    let stmt = this.finds.get(key);
+    if (stmt === undefined) {
+      if (!(INDEXED_FIELDS[collection] as readonly string[]).includes(field)) {
+        throw new Error(`${collection}.${field} is not an indexed field`);
+      }
+      if (!(ORDER_FIELDS[collection] as readonly string[]).includes(query.orderBy)) {
+        throw new Error(`${collection}.${query.orderBy} is not an order field`);
+      }
+      const order = `json_extract(data, '$.${query.orderBy}')`;
+      stmt = this.db.prepare(
+        `SELECT id, data FROM ${collection} WHERE json_extract(data, '$.${field}') = ?` +
+          `${after ? ` AND ${order} > ?` : ''} ORDER BY ${order} LIMIT ?`,
+      );
+      this.finds.set(key, stmt);
+    }
+    const values: unknown[] = after ? [value, query.after, query.limit] : [value, query.limit];
+    const rows = stmt.all(...values) as { id: string; data: string }[];
+    return rows.map((r) => ({ id: r.id, doc: JSON.parse(r.data) as Collections[C] }));
+  }
 }
 
 type Write =
@@ -108,6 +134,10 @@ class SqliteTx implements Tx {
     limit: number,
   ): Promise<Found<C>[]> {
     return this.reader.find(collection, field, value, limit);
+  }
+
+  query<C extends CollectionName>(collection: C, query: Query<C>): Promise<Found<C>[]> {
+    return this.reader.query(collection, query);
   }
 
   set<C extends CollectionName>(collection: C, id: string, doc: Collections[C]): void {
@@ -216,6 +246,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     get: (collection, id) => reader.get(collection, id),
     find: (collection, field, value, limit) => reader.find(collection, field, value, limit),
+    query: (collection, query) => reader.query(collection, query),
     transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       const run = queue.then(() => runOne(fn));
       queue = run.catch(() => undefined);

@@ -9,6 +9,7 @@ import { actorOf } from './audit.js';
 import type { CoreDeps } from './deps.js';
 import { generateAgentId } from './ids.js';
 import type { Principal } from './principal.js';
+import { revokeRunsOf } from './runs.js';
 
 /** An agent as the API shows it. */
 export interface Agent {
@@ -75,7 +76,9 @@ export async function getAgent(deps: CoreDeps, agentId: string): Promise<Agent> 
 
 /**
  * Disables or enables an agent. From the next request on, nothing acts for a disabled agent.
- * Setting the state it already has changes nothing and writes no audit event.
+ * Disabling also ends (revoked) every live run of the agent, by the paged walk; disabling a
+ * disabled agent resumes that walk if it was interrupted. Otherwise setting the state the agent
+ * already has changes nothing and writes no audit event.
  */
 export async function setAgentDisabled(
   deps: CoreDeps,
@@ -83,7 +86,7 @@ export async function setAgentDisabled(
   agentId: string,
   disabled: boolean,
 ): Promise<Agent> {
-  return deps.store.transact(async (tx) => {
+  const agent = await deps.store.transact(async (tx) => {
     const current = await requireAgent(tx, agentId);
     if (current.disabled === disabled) return agentView(current);
     const at = rfc3339(deps.clock.now());
@@ -98,4 +101,6 @@ export async function setAgentDisabled(
     });
     return agentView(doc);
   });
+  if (disabled) await revokeRunsOf(deps, principal, { agent_id: agentId, action: 'agent.disable' });
+  return agent;
 }

@@ -11,6 +11,7 @@ import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import { generateDelegationId } from './ids.js';
 import {
+  clampToMaker,
   credentialScope,
   type ActiveDelegation,
   type AgentPrincipal,
@@ -121,14 +122,28 @@ export async function createDelegation(
       });
     }
     const nowMs = deps.clock.now();
+    const maxActive = await readSetting(tx, 'delegations.max_active_per_agent');
+    const live = await tx.query('delegations', {
+      where: ['live_from_agent', fromAgent],
+      orderBy: 'expires_at',
+      after: rfc3339(nowMs),
+      limit: maxActive,
+    });
+    if (live.length >= maxActive) {
+      throw new ApiError('resource_exhausted', 'the agent has too many live delegations', {
+        max_active_per_agent: maxActive,
+      });
+    }
     const doc: DelegationDoc = {
       delegation_id: generateDelegationId(),
       from_agent: fromAgent,
       to_agent: to.agent_id,
       scope,
       created_at: rfc3339(nowMs),
-      expires_at: rfc3339(nowMs + input.ttl_seconds * 1000),
+      // Never past the credential that made it (a token's exp, a device key's end).
+      expires_at: rfc3339(clampToMaker(principal, nowMs + input.ttl_seconds * 1000)!),
       revoked_at: null,
+      live_from_agent: fromAgent,
     };
     tx.set('delegations', doc.delegation_id, doc);
     tx.audit({
@@ -164,7 +179,7 @@ export async function revokeDelegation(
     if (doc.revoked_at !== null)
       return { delegation_id: doc.delegation_id, revoked_at: doc.revoked_at };
     const at = rfc3339(deps.clock.now());
-    tx.set('delegations', delegationId, { ...doc, revoked_at: at });
+    tx.set('delegations', delegationId, { ...doc, revoked_at: at, live_from_agent: null });
     tx.audit({
       category: 'auth',
       action: 'delegation.revoke',
@@ -210,6 +225,11 @@ export async function activateDelegation(
   if (from.disabled) return { ok: false, reason: 'delegator_disabled' };
   return {
     ok: true,
-    delegation: { delegation_id: doc.delegation_id, from_agent: doc.from_agent, scope: doc.scope },
+    delegation: {
+      delegation_id: doc.delegation_id,
+      from_agent: doc.from_agent,
+      scope: doc.scope,
+      expires_at: doc.expires_at,
+    },
   };
 }

@@ -15,7 +15,8 @@ import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import { generateKeyId } from './ids.js';
-import type { DevicePrincipal, Principal } from './principal.js';
+import { clampToMaker, type DevicePrincipal, type Principal } from './principal.js';
+import { revokeRunsOf } from './runs.js';
 import { readSetting } from './settings.js';
 
 /** A freshly issued key: the only time `device_key` is ever shown. */
@@ -40,7 +41,9 @@ export interface IssueInput {
  * Issues a device key for `input.agent_id`. The agent must exist and be enabled, checked inside
  * the transaction so a concurrent disable cannot slip a key through. With `rotate`, the calling
  * key must still be active inside the transaction: of two rotations of one key, one wins and
- * the other is refused with 401.
+ * the other is refused with 401. A key issued by a device key never outlives it; an enrolled
+ * device's key issues nothing (403 `enrolled_device`): a plain bearer key would be a downgrade
+ * from its pinned keys, so an enrolled device rotates by re-enrolling with `replaces_key_id`.
  */
 export async function issueDeviceKey(
   deps: CoreDeps,
@@ -49,6 +52,13 @@ export async function issueDeviceKey(
 ): Promise<IssuedDeviceKey> {
   if (input.rotate === true && principal.kind !== 'device') {
     throw new ApiError('invalid_argument', 'rotate needs a device key: it revokes the calling key');
+  }
+  if (principal.kind === 'device' && principal.sealing_public_key !== null) {
+    throw new ApiError(
+      'permission_denied',
+      'an enrolled device cannot issue device keys: re-enroll with replaces_key_id to rotate',
+      { reason: 'enrolled_device' },
+    );
   }
   const deviceKey = generateDeviceKey();
   const digest = deviceKeyDigest(deviceKey);
@@ -78,8 +88,12 @@ export async function issueDeviceKey(
       agent_id: agent.agent_id,
       label: input.label ?? null,
       created_at: at,
-      expires_at:
-        input.ttl_seconds === undefined ? null : rfc3339(nowMs + input.ttl_seconds * 1000),
+      expires_at: expiryOf(
+        clampToMaker(
+          principal,
+          input.ttl_seconds === undefined ? null : nowMs + input.ttl_seconds * 1000,
+        ),
+      ),
       revoked_at: null,
     };
     tx.set('device_keys', digest, doc);
@@ -113,6 +127,10 @@ export async function issueDeviceKey(
   });
 }
 
+function expiryOf(ms: number | null): string | null {
+  return ms === null ? null : rfc3339(ms);
+}
+
 /** The answer of a revoke. */
 export interface RevokedDeviceKey {
   key_id: string;
@@ -124,7 +142,9 @@ export interface RevokedDeviceKey {
  * Revokes a device key by its `key_id` (default: the calling key). A device may revoke only
  * its own agent's keys: another agent's key is 404, exactly like a key that does not exist, so
  * key ids of other agents cannot be probed. Revoking a revoked key is idempotent and answers
- * the original `revoked_at` without a new audit event.
+ * the original `revoked_at` without a new audit event. Every run tree the key spawned ends with
+ * it (refused from the next request by the run check, then marked by the walk; a repeated
+ * revoke resumes an interrupted walk).
  */
 export async function revokeDeviceKey(
   deps: CoreDeps,
@@ -134,7 +154,7 @@ export async function revokeDeviceKey(
   if (keyId === undefined && principal.kind !== 'device') {
     throw new ApiError('invalid_argument', 'key_id is required with the bridge key');
   }
-  return deps.store.transact(async (tx) => {
+  const revoked = await deps.store.transact(async (tx) => {
     let found: { id: string; doc: DeviceKeyDoc } | null = null;
     if (keyId === undefined && principal.kind === 'device') {
       const doc = await tx.get('device_keys', principal.key_digest);
@@ -167,6 +187,12 @@ export async function revokeDeviceKey(
     });
     return { key_id: doc.key_id, agent_id: doc.agent_id, revoked_at: at };
   });
+  await revokeRunsOf(deps, principal, {
+    agent_id: revoked.agent_id,
+    key_id: revoked.key_id,
+    action: 'device_key.revoke',
+  });
+  return revoked;
 }
 
 /** True when a key record is neither revoked nor expired at `nowMs`. */
@@ -205,6 +231,7 @@ export async function authenticateDeviceKey(
       key_id: doc.key_id,
       key_digest: digest,
       sealing_public_key: doc.sealing_public_key ?? null,
+      expires_at: doc.expires_at,
     },
   };
 }

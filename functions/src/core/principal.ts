@@ -24,6 +24,8 @@ export interface DevicePrincipal {
   key_digest: string;
   /** The device's pinned X25519 key (base64url) when it is enrolled: sealed reads go to it. */
   sealing_public_key: string | null;
+  /** When the key expires (RFC 3339), or null for a key without an end. */
+  expires_at: string | null;
   delegation?: ActiveDelegation;
 }
 
@@ -34,6 +36,8 @@ export interface TokenPrincipal {
   jti: string;
   kid: string;
   scope: readonly string[];
+  /** The token's `exp` (seconds since the epoch). */
+  exp: number;
   delegation?: ActiveDelegation;
 }
 
@@ -57,6 +61,7 @@ export interface ActiveDelegation {
   delegation_id: string;
   from_agent: string;
   scope: readonly string[];
+  expires_at: string;
 }
 
 /** The agent-bound principals (everything but the bridge). */
@@ -95,4 +100,33 @@ export function callerKind(principal: Principal): CallerKind {
 /** The agent a bound principal acts for: the delegator on a delegated call, else its own. */
 export function actingAgentOf(principal: AgentPrincipal): string {
   return principal.delegation?.from_agent ?? principal.agent_id;
+}
+
+/**
+ * When the principal's authority ends (ms since the epoch), or null when nothing bounds it (the
+ * bridge, a device key without expiry): the earliest of its credential's expiry and, on a
+ * delegated call, the delegation's.
+ */
+export function authorityEndMs(principal: Principal): number | null {
+  if (principal.kind === 'bridge') return null;
+  const own =
+    principal.kind === 'token'
+      ? principal.exp * 1000
+      : principal.expires_at === null
+        ? null
+        : Date.parse(principal.expires_at);
+  const delegated =
+    principal.delegation === undefined ? null : Date.parse(principal.delegation.expires_at);
+  if (own === null) return delegated;
+  return delegated === null ? own : Math.min(own, delegated);
+}
+
+/**
+ * The one expiry rule of derived credentials: a run, a delegation or a device key made by a
+ * principal never outlives it. `wantedMs` null means "no end of its own".
+ */
+export function clampToMaker(principal: Principal, wantedMs: number | null): number | null {
+  const end = authorityEndMs(principal);
+  if (end === null) return wantedMs;
+  return wantedMs === null ? end : Math.min(wantedMs, end);
 }

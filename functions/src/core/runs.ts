@@ -1,15 +1,16 @@
 /**
  * Ephemeral runs: a per-spawn identity for one task. The instance generates its own Ed25519
  * key and sends only the public half; the run gets a scope no wider than its spawner's rights,
- * a life bounded by `runs.max_ttl_seconds` and by its parent's, a depth bounded by
- * `runs.max_depth`, and its lineage (root … parent, itself).
+ * a life bounded by `runs.max_ttl_seconds`, by its parent's and by its spawner's credential
+ * (one clamp, {@link clampToMaker}), a depth bounded by `runs.max_depth`, its lineage (root …
+ * parent, itself), and the spawning device key of its tree.
  *
- * Ending a subtree — both, on purpose: `/runs/complete` and `/runs/revoke` mark the run and
- * every descendant ended in one transaction (one query by `root_run_id`, then a batch of
- * writes), AND every use of a run checks the state of each run in its lineage (at most
- * `runs.max_depth` reads). The batch makes the well-known documents and the answer's list
- * exact; the lineage check is what guarantees that no descendant survives — including one
- * spawned concurrently with the revoke, or one beyond a Firestore transaction's write limit.
+ * Ending runs — both, on purpose: `/runs/complete`, `/runs/revoke`, `/agents/disable` and a
+ * device key's revoke end the runs through the one paged walk of `run-tree.ts` (complete,
+ * whatever the size of the tree), AND every use of a run checks each run in its lineage and its
+ * tree's spawning key ({@link runStatus}). The walk makes the well-known documents and the
+ * answers exact; the check is what guarantees that nothing survives an interrupted walk or a
+ * child spawned concurrently with it.
  */
 import {
   decodeRawKey,
@@ -23,21 +24,19 @@ import {
   signingKeyProblem,
 } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
-import type { RunDoc, RunEnd, StoreReader } from '../ports/store.js';
+import type { RunDoc, RunEnd, StoreReader, Tx } from '../ports/store.js';
 import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import { generateRunId } from './ids.js';
-import { credentialScope, type AgentPrincipal, type Principal } from './principal.js';
+import { clampToMaker, credentialScope, type AgentPrincipal, type Principal } from './principal.js';
+import { endRuns, type BatchAudit } from './run-tree.js';
 import { readSetting } from './settings.js';
 
-/** Run ids: `run_` + 128 random bits. */
 /** Hard ceilings: the settings can only be set below these. */
 export const RUN_TTL_CEILING_SECONDS = 24 * 3600;
 export const RUN_DEPTH_CEILING = 16;
-/** The most descendants one complete or revoke ends by batch (the lineage check covers more). */
-const SUBTREE_BATCH_LIMIT = 400;
 
 /** The RPCs a run's scope may hold: every delegable agent RPC, and spawning children. */
 export const RUN_RPCS: readonly string[] = [...DELEGABLE_RPCS, 'runs/spawn'];
@@ -58,8 +57,9 @@ function view(doc: RunDoc): RunView {
 }
 
 /**
- * The status of a run, its ancestors included: revoked if it or any ancestor was revoked,
- * completed if it or an ancestor completed, expired when its time is up.
+ * The status of a run, its ancestors and its tree's spawning key included: revoked if it or any
+ * ancestor was revoked, or the device key that spawned the tree is revoked or gone; completed if
+ * it or an ancestor completed; expired when its time is up.
  */
 export async function runStatus(
   reader: StoreReader,
@@ -73,8 +73,29 @@ export async function runStatus(
     if (ancestor === null || ancestor.ended === 'revoked') ended = 'revoked';
     else if (ancestor.ended === 'completed') ended ??= 'completed';
   }
+  const keyId = doc.spawned_by_key_id ?? null;
+  if (ended !== 'revoked' && keyId !== null) {
+    const [key] = await reader.find('device_keys', 'key_id', keyId, 1);
+    if (key === undefined || key.doc.revoked_at !== null) ended = 'revoked';
+  }
   if (ended !== null) return ended;
   return Date.parse(doc.expires_at) <= nowMs ? 'expired' : 'active';
+}
+
+/** 429 when the agent already holds `runs.max_active_per_agent` live runs. */
+async function checkActiveRuns(tx: Tx, agentId: string, nowMs: number): Promise<void> {
+  const max = await readSetting(tx, 'runs.max_active_per_agent');
+  const live = await tx.query('runs', {
+    where: ['live_agent_id', agentId],
+    orderBy: 'expires_at',
+    after: rfc3339(nowMs),
+    limit: max,
+  });
+  if (live.length >= max) {
+    throw new ApiError('resource_exhausted', 'the agent has too many live runs', {
+      max_active_per_agent: max,
+    });
+  }
 }
 
 /** Checks a requested run scope against the grammar and the spawner's own rights. */
@@ -125,6 +146,8 @@ export async function spawnRun(
     const agent = await requireAgent(tx, spawner.agent_id);
     const parent = spawner.kind === 'run' ? await tx.get('runs', spawner.run_id) : null;
     const [sameKey] = await tx.find('runs', 'public_key', input.public_key, 1);
+    const nowMs = deps.clock.now();
+    await checkActiveRuns(tx, agent.agent_id, nowMs);
     if (input.ttl_seconds > maxTtl) {
       throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
         field: 'ttl_seconds',
@@ -138,19 +161,17 @@ export async function spawnRun(
         'this public key belongs to another run: generate a fresh key per run',
       );
     }
-    if (spawner.kind === 'run' && parent === null)
-      throw new ApiError('unauthenticated', 'the parent run is gone');
+    if (spawner.kind === 'run' && (parent === null || parent.ended !== null))
+      throw new ApiError('unauthenticated', 'the parent run has ended');
     const lineage = parent === null ? [] : [...parent.lineage];
     if (lineage.length + 1 > maxDepth) {
       throw new ApiError('failed_precondition', 'the run tree is at its maximum depth', {
         max_depth: maxDepth,
       });
     }
-    const nowMs = deps.clock.now();
     const runId = generateRunId();
-    const ownEnd = nowMs + input.ttl_seconds * 1000;
-    // A child never outlives its parent.
-    const expiresMs = parent === null ? ownEnd : Math.min(ownEnd, Date.parse(parent.expires_at));
+    // Never past its spawner's credential (a token's exp, a device key's or the parent's end).
+    const expiresMs = clampToMaker(spawner, nowMs + input.ttl_seconds * 1000)!;
     const doc: RunDoc = {
       run_id: runId,
       agent_id: agent.agent_id,
@@ -164,6 +185,13 @@ export async function spawnRun(
       expires_at: rfc3339(expiresMs),
       ended: null,
       ended_at: null,
+      live_agent_id: agent.agent_id,
+      spawned_by_key_id:
+        parent === null
+          ? spawner.kind === 'device'
+            ? spawner.key_id
+            : null
+          : (parent.spawned_by_key_id ?? null),
     };
     tx.set('runs', runId, doc);
     tx.audit({
@@ -185,8 +213,9 @@ export async function spawnRun(
 }
 
 /**
- * Ends a run and its whole subtree (see the file comment for how the subtree is covered).
- * Runs already ended keep their first ending.
+ * Ends a run and its whole subtree: the run itself first, in its own transaction (from then on
+ * every descendant is refused by the lineage check), then every descendant by the paged walk.
+ * Answers the runs whose state changed; runs already ended keep their first ending.
  */
 async function endSubtree(
   deps: CoreDeps,
@@ -194,30 +223,60 @@ async function endSubtree(
   runId: string,
   how: RunEnd,
 ): Promise<string[]> {
-  return deps.store.transact(async (tx) => {
-    const run = await tx.get('runs', runId);
-    if (run === null) throw new ApiError('not_found', 'no such run', { run_id: runId });
-    const tree = await tx.find('runs', 'root_run_id', run.root_run_id, SUBTREE_BATCH_LIMIT + 1);
-    const subtree = tree.filter(({ doc }) => doc.lineage.includes(runId));
-    const at = rfc3339(deps.clock.now());
-    const ended: string[] = [];
-    for (const { id, doc } of subtree) {
-      ended.push(doc.run_id);
-      if (doc.ended !== null) continue;
-      tx.set('runs', id, { ...doc, ended: how, ended_at: at });
-    }
-    tx.audit({
-      category: 'auth',
-      action: how === 'completed' ? 'run.complete' : 'run.revoke',
-      actor: { ...actorOf(principal), root_run_id: run.root_run_id },
-      target: { agent_id: run.agent_id, run_id: runId },
-      at,
-      details: { ended: ended.length },
-    });
-    // Root first, then by depth: the order the tree grew in.
-    const depth = new Map(subtree.map(({ doc }) => [doc.run_id, doc.lineage.length]));
-    return ended.sort((a, b) => depth.get(a)! - depth.get(b)!);
+  const audit = (run: RunDoc): BatchAudit => ({
+    category: 'auth',
+    action: how === 'completed' ? 'run.complete' : 'run.revoke',
+    actor: { ...actorOf(principal), root_run_id: run.root_run_id },
+    target: { agent_id: run.agent_id, run_id: runId },
   });
+  const run = await deps.store.transact(async (tx) => {
+    const doc = await tx.get('runs', runId);
+    if (doc === null) throw new ApiError('not_found', 'no such run', { run_id: runId });
+    if (doc.ended === null) {
+      const at = rfc3339(deps.clock.now());
+      tx.set('runs', runId, { ...doc, ended: how, ended_at: at, live_agent_id: null });
+      tx.audit({ ...audit(doc), at, details: { ended: 1, run_ids: runId } });
+    }
+    return doc;
+  });
+  const descendants = await endRuns(
+    deps,
+    { where: ['root_run_id', run.root_run_id], include: (d) => d.lineage.includes(runId) },
+    how,
+    audit(run),
+  );
+  return run.ended === null ? [runId, ...descendants] : descendants;
+}
+
+/**
+ * Ends (revoked) every run of a selection because its authority went away: the runs spawned
+ * with a revoked device key, or every run of a disabled agent.
+ */
+export async function revokeRunsOf(
+  deps: CoreDeps,
+  principal: Principal,
+  cause: { agent_id: string; key_id?: string; action: string },
+): Promise<string[]> {
+  return endRuns(
+    deps,
+    {
+      where:
+        cause.key_id === undefined
+          ? ['live_agent_id', cause.agent_id]
+          : ['spawned_by_key_id', cause.key_id],
+    },
+    'revoked',
+    {
+      category: 'auth',
+      action: 'run.revoke',
+      actor: actorOf(principal),
+      target: {
+        agent_id: cause.agent_id,
+        ...(cause.key_id === undefined ? {} : { key_id: cause.key_id }),
+      },
+      details: { cause: cause.action },
+    },
+  );
 }
 
 /** `/runs/complete`: the run itself ends, with its subtree. */

@@ -65,6 +65,18 @@ export const SETTINGS = {
     default: 4,
     description: 'Deepest a tree of runs may grow, the root being depth 1 (1 to 16).',
   }),
+  'runs.max_active_per_agent': setting({
+    schema: z.number().int().min(1).max(100_000),
+    default: 1000,
+    description:
+      'Most live (unended, unexpired) runs one agent may hold; a spawn beyond it is 429 (1 to 100000).',
+  }),
+  'delegations.max_active_per_agent': setting({
+    schema: z.number().int().min(1).max(100_000),
+    default: 1000,
+    description:
+      'Most live (unrevoked, unexpired) delegations from one agent; one more is 429 (1 to 100000).',
+  }),
   'secrets.max_versions': setting({
     schema: z.number().int().min(1).max(100),
     default: 10,

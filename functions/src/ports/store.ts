@@ -78,6 +78,8 @@ export interface DelegationDoc {
   created_at: string;
   expires_at: string;
   revoked_at: string | null;
+  /** `from_agent` while unrevoked, null once revoked: the index of an agent's live delegations. */
+  live_from_agent?: string | null;
 }
 
 /** An operator tunable: `settings/{key}`. Absent means the default from the allow-list. */
@@ -163,6 +165,13 @@ export interface RunDoc {
   expires_at: string;
   ended: RunEnd | null;
   ended_at: string | null;
+  /**
+   * The device key (`key_id`) that spawned the tree's root, copied to every run of the tree;
+   * null when a token spawned it. Revoking that key ends the whole tree.
+   */
+  spawned_by_key_id?: string | null;
+  /** `agent_id` while the run has not ended, null once it has: the index of live runs. */
+  live_agent_id?: string | null;
 }
 
 /** Every collection and the shape of its documents. */
@@ -188,17 +197,52 @@ export type CollectionName = keyof Collections;
 export const INDEXED_FIELDS = {
   agents: [],
   device_keys: ['key_id', 'agent_id'],
-  delegations: ['from_agent'],
+  delegations: ['from_agent', 'live_from_agent'],
   settings: [],
   capability_tokens: ['sub'],
   secrets: ['agent_id'],
   secret_versions: [],
   device_enrollments: [],
   request_nonces: [],
-  runs: ['root_run_id', 'public_key'],
+  runs: ['root_run_id', 'public_key', 'live_agent_id', 'spawned_by_key_id'],
 } as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
 
 export type IndexedField<C extends CollectionName> = (typeof INDEXED_FIELDS)[C][number];
+
+/**
+ * Fields a query can be ordered (and keyset-paged) by. A paged walk orders by a field that is
+ * unique per document (`run_id`, `delegation_id`), so "after the last one seen" never skips or
+ * repeats a document whatever is added meanwhile; a count orders by a range field
+ * (`expires_at`). Firestore needs a composite index per (filters, order) pair: each query the
+ * core makes is declared in firestore.indexes.json.
+ */
+export const ORDER_FIELDS = {
+  agents: [],
+  device_keys: [],
+  delegations: ['expires_at'],
+  settings: [],
+  capability_tokens: [],
+  secrets: [],
+  secret_versions: [],
+  device_enrollments: [],
+  request_nonces: [],
+  runs: ['run_id', 'expires_at'],
+} as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
+
+export type OrderField<C extends CollectionName> = (typeof ORDER_FIELDS)[C][number];
+
+/**
+ * An ordered query: the `where` field equals its value, the documents come ordered by
+ * `orderBy`, strictly after `after` when given. One equality only: it keeps every query within
+ * what each Firestore backend we test on answers (and one composite index per query); a
+ * condition on a second field is kept as a field of its own (`live_agent_id`).
+ */
+export interface Query<C extends CollectionName> {
+  where: readonly [field: IndexedField<C>, value: string];
+  orderBy: OrderField<C>;
+  after?: string;
+  limit: number;
+}
 
 /** A document together with its id. */
 export interface Found<C extends CollectionName> {
@@ -217,6 +261,8 @@ export interface StoreReader {
     value: string,
     limit: number,
   ): Promise<Found<C>[]>;
+  /** The first `limit` documents of an ordered query (see {@link Query}). */
+  query<C extends CollectionName>(collection: C, query: Query<C>): Promise<Found<C>[]>;
 }
 
 /** A transaction: reads first, then buffered writes that commit together with the audit. */

@@ -25,6 +25,13 @@ export const verifyCapabilityToken: CredentialVerifier<TokenPrincipal> = async (
   if (agent !== null) return refused(agent);
   return {
     ok: true,
-    principal: { kind: 'token', agent_id: claims.sub, jti: claims.jti, kid, scope: claims.scope },
+    principal: {
+      kind: 'token',
+      agent_id: claims.sub,
+      jti: claims.jti,
+      kid,
+      scope: claims.scope,
+      exp: claims.exp,
+    },
   };
 };
