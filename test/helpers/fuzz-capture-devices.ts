@@ -181,17 +181,27 @@ export async function enrolledDevices(
     'tampered attestation',
     '/attestations/verify',
     { key_id: enrolled.key_id, ...job, rc: 1, signature: attestation },
+    D(ka.device_key),
+    200,
+  );
+  expect(tampered).toMatchObject({ valid: false, reason: 'bad_signature' });
+  // Another agent learns nothing about the key: the same answer as for a key that does not exist.
+  const foreign = await call(
+    'attestation, another agent’s key',
+    '/attestations/verify',
+    { key_id: enrolled.key_id, ...job, signature: attestation },
     D(kb.device_key),
     200,
   );
-  expect(tampered.valid).toBe(false);
-  await call(
+  expect(foreign).toEqual({ valid: false, reason: 'unknown_key' });
+  const unknown = await call(
     'attestation, unknown key',
     '/attestations/verify',
     { key_id: 'dk_AAAAAAAAAAAAAAAA', ...job, signature: attestation },
     D(ka.device_key),
-    404,
+    200,
   );
+  expect(unknown).toEqual({ valid: false, reason: 'unknown_key' });
 }
 
 /** Runs: spawn, act within scope, children, complete, revoke, the public document. */

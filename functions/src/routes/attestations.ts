@@ -1,7 +1,11 @@
-/** POST /attestations/verify: is this signature a valid attestation by that device key? */
+/**
+ * POST /attestations/verify: is this signature a valid attestation by that device key? Any
+ * credential may ask; only the bridge and the key's own agent learn more than `unknown_key`
+ * (the rule is in core/attestations.ts).
+ */
 import { z } from 'zod';
 import { verifyAttestation } from '../core/attestations.js';
-import { defineRoute } from './route.js';
+import { defineRoute, requirePrincipal } from './route.js';
 import { keyIdSchema } from './schemas.js';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
@@ -25,5 +29,6 @@ export const attestationsVerify = defineRoute({
     rc: z.number().int().min(-2147483648).max(2147483647),
     signature: z.string().max(200),
   }),
-  handle: ({ deps, input }) => verifyAttestation(deps, input),
+  handle: ({ deps, principal, input }) =>
+    verifyAttestation(deps, requirePrincipal(principal), input),
 });
