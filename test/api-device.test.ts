@@ -2,7 +2,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { deviceKeyDigest } from '@agentpack-identity/protocol';
 import { manualClock, type ManualClock } from './helpers/clock.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
@@ -46,7 +45,7 @@ describe('/device/issue', () => {
       expires_at: null,
     });
     const key = res.body.device_key as string;
-    const stored = await svc.store.get('device_keys', deviceKeyDigest(key));
+    const stored = await svc.store.get('device_keys', svc.digest('device_key', key));
     expect(stored).toMatchObject({
       key_id: res.body.key_id,
       agent_id: 'agent-a',

@@ -39,6 +39,7 @@ beforeAll(async () => {
       GCLOUD_PROJECT: 'demo-agentpack',
       AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY,
       AGENTPACK_SECRETS_KEK: randomBytes(32).toString('base64url'),
+      AGENTPACK_DIGEST_KEY: randomBytes(32).toString('base64url'),
       AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
       NODE_ENV: 'production',
     },

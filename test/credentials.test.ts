@@ -1,11 +1,8 @@
 /** The credential formats: device keys, bridge keys, and their checks. */
 import { describe, expect, it } from 'vitest';
 import { bridgeKeyring, parseBridgeKeys } from '../functions/src/auth/bridge-keys.js';
-import {
-  deviceKeyDigest,
-  generateDeviceKey,
-  isWellFormedDeviceKey,
-} from '@agentpack-identity/protocol';
+import { generateDeviceKey, isWellFormedDeviceKey } from '@agentpack-identity/protocol';
+import { createDigester, legacyDigest, rekeyLegacyDigest } from '../functions/src/core/digest.js';
 
 describe('device keys', () => {
   it('carry a fixed prefix and 256 random bits, and pass their own checksum', () => {
@@ -30,12 +27,21 @@ describe('device keys', () => {
     expect(isWellFormedDeviceKey(key.replace('apdk_', 'apdx_'))).toBe(false);
   });
 
-  it('are stored under a digest that does not contain them', () => {
+  it('are stored under a keyed digest: stable, per key, per kind, and not the plain hash', () => {
     const key = generateDeviceKey();
-    const digest = deviceKeyDigest(key);
-    expect(digest).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(digest).toBe(deviceKeyDigest(key));
-    expect(digest).not.toContain(key.slice(5, 20));
+    const k1 = Buffer.alloc(32, 1);
+    const digest = createDigester(k1);
+    const id = digest('device_key', key);
+    expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(id).toBe(createDigester(Buffer.alloc(32, 1))('device_key', key));
+    expect(id).not.toContain(key.slice(5, 20));
+    expect(id).not.toBe(legacyDigest('device_key', key));
+    // Another digest key gives another id: without the key, no id can be computed.
+    expect(createDigester(Buffer.alloc(32, 2))('device_key', key)).not.toBe(id);
+    expect(digest('enrollment_code', key)).not.toBe(id);
+    // The migration reaches the same id from the plain digest alone.
+    expect(rekeyLegacyDigest(k1, 'device_key', legacyDigest('device_key', key))).toBe(id);
+    expect(() => createDigester(Buffer.alloc(16))).toThrow('32 bytes');
   });
 });
 

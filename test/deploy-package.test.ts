@@ -79,6 +79,7 @@ beforeAll(async () => {
       GCLOUD_PROJECT: 'demo-agentpack-deploy',
       AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY,
       AGENTPACK_SECRETS_KEK: randomBytes(32).toString('base64url'),
+      AGENTPACK_DIGEST_KEY: randomBytes(32).toString('base64url'),
       NODE_ENV: 'production',
     },
   );

@@ -26,7 +26,10 @@ beforeAll(async () => {
   firestore = await startFirestoreEmulator();
   functions = await startFunctionsEmulator({
     projectId: PROJECT,
-    secrets: { AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY },
+    secrets: {
+      AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY,
+      AGENTPACK_DIGEST_KEY: randomBytes(32).toString('base64url'),
+    },
     env: {
       // The defineString param: empty means "no KMS" (config refuses KMS and a KEK together),
       // and it must be present, or the emulator prompts for it and cannot load the function.

@@ -124,7 +124,9 @@ describe('fuzzing every route, body and headers, for every credential kind', () 
           if ((await ensure(ctx)) || state === null) state = await snapshot(svc.store);
           const before = state;
           const sent = buildRequest(route, kind, plan, body, ctx);
-          const nonceId = sent.correctlySigned ? await nonceIdOf(svc.store, sent) : undefined;
+          const nonceId = sent.correctlySigned
+            ? await nonceIdOf(svc.store, svc.digest, sent)
+            : undefined;
           const reply = await sendRaw(svc.url, sent);
           stats.requests++;
           stats.byStatus.set(reply.status, (stats.byStatus.get(reply.status) ?? 0) + 1);

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { bridgeKeyring } from '../functions/src/auth/bridge-keys.js';
-import { generateDeviceKey, deviceKeyDigest } from '@agentpack-identity/protocol';
+import { generateDeviceKey } from '@agentpack-identity/protocol';
+import { createDigester } from '../functions/src/core/digest.js';
 import { ERROR_STATUS } from '../functions/src/core/errors.js';
 import { CONTRACT_ERROR_STATUS } from './helpers/contract-errors.js';
 import { CALLER_KINDS, type CallerKind } from '../functions/src/core/principal.js';
@@ -29,6 +30,7 @@ import { tempDir } from './helpers/temp-dir.js';
 const tmp = tempDir();
 let store: Store;
 const deviceKey = generateDeviceKey();
+const digest = createDigester(Buffer.alloc(32, 9));
 
 beforeAll(async () => {
   store = openSqliteStore({ file: `${tmp.dir}/t.sqlite` });
@@ -40,7 +42,7 @@ beforeAll(async () => {
       created_at: '2026-01-01T00:00:00.000Z',
       updated_at: '2026-01-01T00:00:00.000Z',
     });
-    tx.set('device_keys', deviceKeyDigest(deviceKey), {
+    tx.set('device_keys', digest('device_key', deviceKey), {
       key_id: 'dk_AAAAAAAAAAAAAAAA',
       agent_id: 'agent-a',
       label: null,
@@ -173,6 +175,7 @@ function deps(logger = capturingLogger().logger) {
   return {
     store,
     clock,
+    digest,
     logger,
     bridgeKeys: bridgeKeyring([BRIDGE_KEY]),
     tokens: createTokenVerifier({

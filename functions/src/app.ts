@@ -11,12 +11,16 @@ import type { Logger } from './ports/logger.js';
 import type { Keyring } from './ports/keyring.js';
 import type { Store } from './ports/store.js';
 import { loadKekFile, localKeyring, parseKek } from './adapters/local-keyring.js';
+import { loadKeyFile, parseKey32 } from './config/key-file.js';
+import { createDigester, type Digester } from './core/digest.js';
 import { loadPinnedKeys, publicJwks } from './tokens/pinned-keys.js';
 import { createTokenVerifier } from './tokens/verify.js';
 
 export interface App {
   handler: Handler;
   store: Store;
+  /** The digest of presented secrets this service stores and looks them up by. */
+  digest: Digester;
   close(): Promise<void>;
 }
 
@@ -75,6 +79,38 @@ export async function openKeyring(config: StorageConfig, store: Store): Promise<
   return local(loadKekFile(kekFile(config.dataDir), await store.isEmpty('secret_versions')));
 }
 
+/** The digest key file inside the data dir (embedded mode). */
+export function digestKeyFile(dataDir: string): string {
+  return join(dataDir, 'digest-key');
+}
+
+/**
+ * The digest key of presented secrets: `AGENTPACK_DIGEST_KEY` (Secret Manager on Cloud
+ * Functions; required with the firestore store), else the key file in the data dir, created
+ * only while the store holds no device key and no enrollment (a lost file must fail loudly:
+ * every stored key would silently stop working). With `mayCreate` (the digest migration of a
+ * store from before keyed digests) it is created over existing rows.
+ */
+export async function openDigestKey(
+  config: StorageConfig,
+  store: Store,
+  mayCreate = false,
+): Promise<Buffer> {
+  if (config.digestKey !== null) {
+    return parseKey32(config.digestKey, 'AGENTPACK_DIGEST_KEY', 'digest key');
+  }
+  if (config.store !== 'sqlite') {
+    throw new Error('AGENTPACK_DIGEST_KEY is required with the firestore store');
+  }
+  const empty = (await store.isEmpty('device_keys')) && (await store.isEmpty('device_enrollments'));
+  return loadKeyFile(digestKeyFile(config.dataDir), {
+    what: 'digest key',
+    mayCreate: mayCreate || empty,
+    missing:
+      'the store holds device keys: restore the file (for a store written before keyed digests, run `agentpack-identity maintenance migrate-digests`)',
+  });
+}
+
 /**
  * Builds the service. `store`, `clock` and `keyring` may be injected (tests); otherwise opened
  * here. The capability keys are parsed into key objects once, here, never per request.
@@ -91,9 +127,11 @@ export async function createApp(options: {
   let opened: OpenedKeyring | null = null;
   try {
     const keys = config.capabilityKeys === null ? null : loadPinnedKeys(config.capabilityKeys);
+    const digest = createDigester(await openDigestKey(config, store));
     const keyring = options.keyring ?? (opened = await openKeyring(config, store));
     const handler = createHandler({
       store,
+      digest,
       clock: options.clock ?? systemClock,
       logger: options.logger,
       bridgeKeys: config.bridgeKeys,
@@ -115,6 +153,7 @@ export async function createApp(options: {
     return {
       handler,
       store,
+      digest,
       async close() {
         await keyringOpened?.close();
         await store.close();

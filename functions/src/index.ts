@@ -12,6 +12,13 @@ import { cloudService } from './cloud/identity-handler.js';
 /** Comma-separated bridge keys in Secret Manager (several at once during a rotation). */
 const bridgeKeys = defineSecret('AGENTPACK_BRIDGE_KEYS');
 
+/**
+ * The key of the digests device keys and enrollment codes are stored under (32 bytes, unpadded
+ * base64url). In Secret Manager, never in the store: a row written into Firestore by someone
+ * without it authenticates nothing.
+ */
+const digestKey = defineSecret('AGENTPACK_DIGEST_KEY');
+
 // The Cloud KMS CryptoKey that wraps the data keys of secrets. Not a secret (a resource name):
 // a deploy parameter, which Cloud Functions hands the instance as the environment variable of
 // the same name, where the configuration reads and checks it at cold start. Emulators may give
@@ -23,7 +30,10 @@ defineString('AGENTPACK_KMS_KEY', {
 
 const service = cloudService({
   env: process.env,
-  secrets: () => ({ AGENTPACK_BRIDGE_KEYS: bridgeKeys.value() }),
+  secrets: () => ({
+    AGENTPACK_BRIDGE_KEYS: bridgeKeys.value(),
+    AGENTPACK_DIGEST_KEY: digestKey.value(),
+  }),
   logger: functionsLogger,
 });
 
@@ -31,6 +41,6 @@ onInit(() => service.init());
 
 export const identity = onRequest(
   // The service authenticates every request itself, so the function is publicly invokable.
-  { secrets: [bridgeKeys], invoker: 'public', concurrency: 80 },
+  { secrets: [bridgeKeys, digestKey], invoker: 'public', concurrency: 80 },
   (req, res) => service.handle(req, res),
 );

@@ -5,7 +5,8 @@
  * run so every credential kind stays meaningful.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { deviceKeyDigest, generateDeviceKey } from '@agentpack-identity/protocol';
+import { generateDeviceKey } from '@agentpack-identity/protocol';
+import type { Digester } from '../../functions/src/core/digest.js';
 import { generateDeviceKeys } from '@agentpack-identity/protocol';
 import type { Store } from '../../functions/src/ports/store.js';
 import {
@@ -70,8 +71,8 @@ function correctlySigned(make: (sent: Unsigned) => Array<[string, string]>): Dea
   return Object.assign(make, { correctlySigned: true });
 }
 
-async function keyActive(store: Store, key: string): Promise<boolean> {
-  const doc = await store.get('device_keys', deviceKeyDigest(key));
+async function keyActive(store: Store, digest: Digester, key: string): Promise<boolean> {
+  const doc = await store.get('device_keys', digest('device_key', key));
   return (
     doc !== null &&
     doc.revoked_at === null &&
@@ -343,11 +344,12 @@ export async function ensure(ctx: Ctx): Promise<boolean> {
   if (ctx.dead.length > 0 && (await svc.store.get('agents', AGENT_C))?.disabled === false) {
     must(await svc.post('/agents/disable', { agent_id: AGENT_C }, svc.bridge), 200, 'disable');
   }
-  if (!(await keyActive(svc.store, ctx.keyA)))
+  if (!(await keyActive(svc.store, svc.digest, ctx.keyA)))
     [ctx.keyA, ctx.keyAId] = await issueKey(svc, AGENT_A);
-  if (!(await keyActive(svc.store, ctx.keyB)))
+  if (!(await keyActive(svc.store, svc.digest, ctx.keyB)))
     [ctx.keyB, ctx.keyBId] = await issueKey(svc, AGENT_B);
-  if (!(await keyActive(svc.store, ctx.enrolled.key))) ctx.enrolled = await enrollDevice(svc);
+  if (!(await keyActive(svc.store, svc.digest, ctx.enrolled.key)))
+    ctx.enrolled = await enrollDevice(svc);
   const run = await sendRaw(svc.url, {
     method: 'GET',
     path: `/.well-known/agentpack-agent-identity/${ctx.run.id}`,

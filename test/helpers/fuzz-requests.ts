@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { deviceKeyDigest } from '@agentpack-identity/protocol';
+import type { Digester } from '../../functions/src/core/digest.js';
 import type { Store } from '../../functions/src/ports/store.js';
 import type { Route } from '../../functions/src/routes/route.js';
 import { renderBody, type BodyPlan } from './fuzz-bodies.js';
@@ -316,7 +316,11 @@ export function buildRequest(
  * The store id of the nonce a request spends if its signature is correct: what a refused
  * signed request may leave behind (replay protection must not depend on the outcome).
  */
-export async function nonceIdOf(store: Store, sent: Sent): Promise<string | undefined> {
+export async function nonceIdOf(
+  store: Store,
+  digest: Digester,
+  sent: Sent,
+): Promise<string | undefined> {
   const header = (name: string) =>
     sent.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
   const [nonce] = header('x-agentpack-nonce');
@@ -325,7 +329,7 @@ export async function nonceIdOf(store: Store, sent: Sent): Promise<string | unde
   const [device] = header('x-agentpack-device-key');
   let keyId: string | undefined = run;
   if (keyId === undefined && device !== undefined && /^[\x21-\x7e]+$/.test(device)) {
-    keyId = (await store.get('device_keys', deviceKeyDigest(device)))?.key_id;
+    keyId = (await store.get('device_keys', digest('device_key', device)))?.key_id;
   }
   if (keyId === undefined) return undefined;
   return createHash('sha256').update(`${keyId}\n${nonce}`).digest('base64url');

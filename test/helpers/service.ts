@@ -9,6 +9,7 @@ import { startServer } from '../../functions/src/local/server.js';
 import type { Clock } from '../../functions/src/ports/clock.js';
 import type { Keyring } from '../../functions/src/ports/keyring.js';
 import type { Store } from '../../functions/src/ports/store.js';
+import type { Digester } from '../../functions/src/core/digest.js';
 import { capturingLogger } from './logs.js';
 import { tempDir } from './temp-dir.js';
 import { TEST_JWKS } from './tokens.js';
@@ -26,6 +27,8 @@ export interface ApiResult {
 export interface TestService {
   url: string;
   store: Store;
+  /** The service's digest of presented secrets (device keys, codes): their store ids. */
+  digest: Digester;
   logs: string[];
   /** Every response body text seen, for leak checks. */
   responses: string[];
@@ -76,6 +79,7 @@ export async function startTestService(
   return {
     url,
     store: app.store,
+    digest: app.digest,
     logs: lines,
     responses,
     dataDir: tmp.dir,

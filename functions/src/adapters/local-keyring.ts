@@ -5,20 +5,14 @@
  * any decryption is attempted, and fails loudly.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { assertPrivateFile } from '../config/owner-only-file.js';
+import { loadKeyFile, parseKey32 } from '../config/key-file.js';
 import type { Keyring } from '../ports/keyring.js';
 
 const WRAP_AAD_PREFIX = Buffer.from('agentpack-wrap-v1\n');
 
 /** Parses a KEK: 32 bytes as unpadded base64url (43 characters). */
 export function parseKek(text: string, source: string): Buffer {
-  const trimmed = text.trim();
-  const key = Buffer.from(trimmed, 'base64url');
-  if (!/^[A-Za-z0-9_-]{43}$/.test(trimmed) || key.length !== 32) {
-    throw new Error(`${source}: the key-encryption key must be 32 bytes as unpadded base64url`);
-  }
-  return key;
+  return parseKey32(text, source, 'key-encryption key');
 }
 
 /** A keyring over one key-encryption key. */
@@ -54,14 +48,9 @@ export function localKeyring(kek: Buffer): Keyring {
  * yet). Refuses a file others can read.
  */
 export function loadKekFile(file: string, mayCreate: boolean): Buffer {
-  if (!existsSync(file)) {
-    if (!mayCreate) {
-      throw new Error(`${file} is missing but the store holds secrets: restore the key file`);
-    }
-    const kek = randomBytes(32);
-    writeFileSync(file, `${kek.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-    return kek;
-  }
-  assertPrivateFile(file);
-  return parseKek(readFileSync(file, 'utf8'), file);
+  return loadKeyFile(file, {
+    what: 'key-encryption key',
+    mayCreate,
+    missing: 'the store holds secrets: restore the key file',
+  });
 }

@@ -33,6 +33,11 @@ export interface StorageConfig {
   sqliteSynchronous: 'normal' | 'full';
   /** The secrets key-encryption key (`AGENTPACK_SECRETS_KEK`), when given by the environment. */
   secretsKek: string | null;
+  /**
+   * The key of the digests of presented secrets (`AGENTPACK_DIGEST_KEY`, 32 bytes as unpadded
+   * base64url): required with the firestore store; locally a file in the data dir otherwise.
+   */
+  digestKey: string | null;
   /** Cloud KMS for secrets (production), or null. */
   kms: KmsConfig | null;
 }
@@ -90,8 +95,8 @@ export function loadConfig(
 
 /**
  * The store and keyring part of the configuration alone (see {@link loadConfig}), checked the
- * same way: `AGENTPACK_STORE`, `AGENTPACK_DATA_DIR`, `AGENTPACK_SECRETS_KEK` and the
- * `AGENTPACK_KMS_*` variables.
+ * same way: `AGENTPACK_STORE`, `AGENTPACK_DATA_DIR`, `AGENTPACK_SECRETS_KEK`,
+ * `AGENTPACK_DIGEST_KEY` and the `AGENTPACK_KMS_*` variables.
  */
 export function loadStorageConfig(env: Env, defaults: { store: StoreKind }): StorageConfig {
   const store = env['AGENTPACK_STORE'] ?? defaults.store;
@@ -110,6 +115,7 @@ export function loadStorageConfig(env: Env, defaults: { store: StoreKind }): Sto
     dataDir: env['AGENTPACK_DATA_DIR'] ?? './.data',
     sqliteSynchronous: sqliteSynchronous(env['AGENTPACK_SQLITE_SYNCHRONOUS']),
     secretsKek,
+    digestKey: nonEmpty(env['AGENTPACK_DIGEST_KEY']) ?? null,
     kms,
   };
 }

@@ -3,11 +3,7 @@
  * shown once at issue and stored only as its digest; revocation, expiry and disabling take
  * effect on the very next request because authentication always reads the store.
  */
-import {
-  deviceKeyDigest,
-  generateDeviceKey,
-  isWellFormedDeviceKey,
-} from '@agentpack-identity/protocol';
+import { generateDeviceKey, isWellFormedDeviceKey } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
 import type { DeviceKeyDoc } from '../ports/store.js';
 import { requireAgent } from './agents.js';
@@ -61,7 +57,7 @@ export async function issueDeviceKey(
     );
   }
   const deviceKey = generateDeviceKey();
-  const digest = deviceKeyDigest(deviceKey);
+  const digest = deps.digest('device_key', deviceKey);
   return deps.store.transact(async (tx) => {
     const maxTtl = await readSetting(tx, 'device_key.max_ttl_seconds');
     if (input.ttl_seconds !== undefined && input.ttl_seconds > maxTtl) {
@@ -95,6 +91,7 @@ export async function issueDeviceKey(
         ),
       ),
       revoked_at: null,
+      digest: 'keyed',
     };
     tx.set('device_keys', digest, doc);
     if (rotating !== null && calling !== null) {
@@ -217,7 +214,7 @@ export async function authenticateDeviceKey(
   | { ok: false; reason: DeviceKeyRefusal }
 > {
   if (!isWellFormedDeviceKey(presented)) return { ok: false, reason: 'malformed' };
-  const digest = deviceKeyDigest(presented);
+  const digest = deps.digest('device_key', presented);
   const doc = await deps.store.get('device_keys', digest);
   if (doc === null) return { ok: false, reason: 'unknown' };
   if (doc.revoked_at !== null) return { ok: false, reason: 'revoked' };

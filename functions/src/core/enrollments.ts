@@ -6,11 +6,9 @@
  * only sealed to the enrolling sealing key, so whoever relays the code and the device's public
  * keys on its behalf learns nothing it can use.
  */
-import { createHash } from 'node:crypto';
 import {
   decodeRawKey,
   deviceFingerprint,
-  deviceKeyDigest,
   ENROLLMENT_CODE_PATTERN,
   generateDeviceKey,
   generateEnrollmentCode,
@@ -35,9 +33,6 @@ export const ENROLLMENT_TTL_MAX_SECONDS = 7 * 24 * 3600;
 /** A fingerprint: `SHA256:` + unpadded base64url of 32 bytes. */
 export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9_-]{43}$/;
 
-function codeDigest(code: string): string {
-  return createHash('sha256').update(`agentpack-enrollment\n${code}`).digest('base64url');
-}
 
 export interface CreatedEnrollment {
   enrollment_id: string;
@@ -88,8 +83,9 @@ export async function createEnrollment(
       expires_at: rfc3339(nowMs + ttl * 1000),
       used_at: null,
       key_id: null,
+      digest: 'keyed',
     };
-    tx.set('device_enrollments', codeDigest(code), doc);
+    tx.set('device_enrollments', deps.digest('enrollment_code', code), doc);
     tx.audit({
       category: 'auth',
       action: 'device.enrollment_create',
@@ -169,7 +165,7 @@ export async function enrollDevice(
     throw new ApiError('unauthenticated', 'the enrollment code is not valid');
   };
   if (!ENROLLMENT_CODE_PATTERN.test(input.code)) refuse('malformed');
-  const digest = codeDigest(input.code);
+  const digest = deps.digest('enrollment_code', input.code);
   const deviceKey = generateDeviceKey();
   // Sealed once, before the transaction (which may be retried): the only form the key leaves in.
   const sealedDeviceKey = Buffer.from(sealTo(sealingKey, Buffer.from(deviceKey, 'utf8'))).toString(
@@ -223,8 +219,9 @@ export async function enrollDevice(
       sealing_public_key: input.sealing_public_key,
       signing_public_key: input.signing_public_key,
       fingerprint,
+      digest: 'keyed',
     };
-    tx.set('device_keys', deviceKeyDigest(deviceKey), doc);
+    tx.set('device_keys', deps.digest('device_key', deviceKey), doc);
     tx.set('device_enrollments', digest, { ...enrollment, used_at: at, key_id: doc.key_id });
     tx.audit({
       ...base,

@@ -32,7 +32,8 @@ export type AuditAction =
   | 'secret.rewrap'
   | 'run.spawn'
   | 'run.complete'
-  | 'run.revoke';
+  | 'run.revoke'
+  | 'digest.migrate';
 
 /**
  * Who did it, by id only. On a delegated call the chain is whole: the delegate (`agent_id` with

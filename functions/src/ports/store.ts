@@ -42,6 +42,12 @@ export interface DeviceKeyDoc {
   sealing_public_key?: string | null;
   signing_public_key?: string | null;
   fingerprint?: string | null;
+  /**
+   * `keyed`: the document id is the keyed digest of the key (core/digest.ts). Absent on rows
+   * written before keyed digests: those authenticate nothing until `maintenance
+   * migrate-digests` moves them.
+   */
+  digest?: 'keyed';
 }
 
 /**
@@ -58,6 +64,8 @@ export interface EnrollmentDoc {
   expires_at: string;
   used_at: string | null;
   key_id: string | null;
+  /** `keyed` as on device keys: absent on rows from before keyed digests. */
+  digest?: 'keyed';
 }
 
 /**

@@ -32,15 +32,6 @@ export function isWellFormedDeviceKey(key: string): boolean {
   return sum.length === CHECKSUM_LENGTH && sum === checksum(body);
 }
 
-/**
- * The digest under which a device key (or an enrollment code) is stored and looked up. It
- * carries 256 random bits, so a plain SHA-256 cannot be reversed or brute-forced; no salt is
- * needed for that.
- */
-export function deviceKeyDigest(key: string): string {
-  return createHash('sha256').update(key).digest('base64url');
-}
-
 /** A fresh one-time enrollment code. */
 export function generateEnrollmentCode(): string {
   return `apen_${randomBytes(32).toString('base64url')}`;
