@@ -512,6 +512,10 @@ describe('device request', () => {
           timestamp,
           nonce: String(req.headers['x-agentpack-nonce'] ?? ''),
           body: req.body,
+          // A delegated request signs v2, which ends with the delegation id it carries.
+          ...(typeof req.headers['x-agentpack-delegation'] === 'string'
+            ? { delegation: req.headers['x-agentpack-delegation'] }
+            : {}),
         },
         String(req.headers['x-agentpack-signature'] ?? ''),
       )
