@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { RUN_ID_PATTERN } from '@agentpack-identity/protocol';
 import { completeRun, revokeRun, runIdentity, spawnRun } from '../core/runs.js';
 import { agentPrincipal, defineRoute, requirePrincipal } from './route.js';
-import { ttlSecondsSchema } from './schemas.js';
+import { taskSchema, ttlSecondsSchema } from './schemas.js';
 
 const runIdSchema = z.string().regex(RUN_ID_PATTERN, 'run_id is not a run id');
 
@@ -19,11 +19,7 @@ export const runsSpawn = defineRoute({
   agentScoped: true,
   status: 201,
   input: z.strictObject({
-    task: z
-      .string()
-      .min(1)
-      .max(200)
-      .regex(/^[^\p{Cc}]+$/u, 'task must not contain control characters'),
+    task: taskSchema,
     scope: z.array(z.string().max(200)).min(1).max(32),
     ttl_seconds: ttlSecondsSchema,
     public_key: z.string().max(100),
