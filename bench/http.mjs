@@ -12,7 +12,7 @@ import { createApp } from '../functions/lib/app.js';
 import { loadConfig } from '../functions/lib/config/config.js';
 import { startServer } from '../functions/lib/local/server.js';
 import { generateSigningKey, mintCapabilityToken } from '@agentpack-identity/protocol';
-import { encodeRawKey, generateDeviceKeys } from '@agentpack-identity/protocol';
+import { encodeRawKey, generateDeviceKeys, openSealed } from '@agentpack-identity/protocol';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
@@ -96,11 +96,21 @@ const { code } = await post(
   { agent_id: 'bench-agent' },
   { 'x-agentpack-key': BRIDGE },
 );
-const enrolled = await post('/device/enroll', {
+const enrollment = await post('/device/enroll', {
   code,
   sealing_public_key: encodeRawKey(deviceKeys.sealing.publicKey),
   signing_public_key: encodeRawKey(deviceKeys.signing.publicKey),
 });
+// The enrolled key comes sealed to the device's sealing key.
+const enrolled = {
+  device_key: Buffer.from(
+    openSealed(
+      Buffer.from(enrollment.sealed_device_key, 'base64url'),
+      deviceKeys.sealing.publicKey,
+      deviceKeys.sealing.privateKey,
+    ),
+  ).toString('utf8'),
+};
 
 const mint = () =>
   mintCapabilityToken({
