@@ -154,6 +154,31 @@ describe.each(factories)('store contract: $name', (factory) => {
     await store.close();
   });
 
+  it('prunes an expiring collection: at most the limit, only before the time, answering how many', async () => {
+    const store = await factory.open();
+    const nonce = (expires: string) => ({ key_id: 'dk_1', expires_at: expires });
+    await store.transact(async (tx) => {
+      tx.set('request_nonces', 'n1', nonce('2026-01-01T00:00:01.000Z'));
+      tx.set('request_nonces', 'n2', nonce('2026-01-01T00:00:02.000Z'));
+      tx.set('request_nonces', 'n3', nonce('2026-01-01T00:00:03.000Z'));
+      tx.set('request_nonces', 'n4', nonce('2026-01-01T00:00:04.000Z'));
+      tx.set('agents', 'a1', agent('a1'));
+    });
+    const before = '2026-01-01T00:00:04.000Z';
+    const left = async () => (await store.scan('request_nonces', null, 10)).map((f) => f.id).sort();
+    expect(await store.pruneExpired('request_nonces', before, 2)).toBe(2);
+    expect(await left()).toHaveLength(2);
+    expect(await store.pruneExpired('request_nonces', before, 2)).toBe(1);
+    expect(await left()).toEqual(['n4']);
+    expect(await store.pruneExpired('request_nonces', before, 2)).toBe(0);
+    expect(await store.pruneExpired('runs', before, 2)).toBe(0);
+    expect(await store.get('agents', 'a1')).toEqual(agent('a1'));
+    await expect(store.pruneExpired('request_nonces', before, 0)).rejects.toThrow(/limit/);
+    await expect(store.pruneExpired('request_nonces', before, 501)).rejects.toThrow(/limit/);
+    expect(await store.auditEvents(10)).toEqual([]);
+    await store.close();
+  });
+
   it('tells when a collection is empty', async () => {
     const store = await factory.open();
     expect(await store.isEmpty('agents')).toBe(true);

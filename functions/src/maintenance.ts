@@ -1,14 +1,16 @@
 /**
  * Maintenance jobs run by an operator outside any request, with the same environment as the
- * service (store, keyring): the CLI's `secrets rewrap` calls {@link rewrapStore}. A second
- * composition root beside `app.ts`: it opens the configured store and keyring, runs the job
- * and closes them.
+ * service (store, keyring): the CLI's `secrets rewrap` calls {@link rewrapStore}, `maintenance
+ * prune` {@link pruneStore}. A second composition root beside `app.ts`: it opens the configured
+ * store (and keyring), runs the job and closes them.
  */
 import { existsSync } from 'node:fs';
 import { openKeyring, openStore, sqliteFile } from './app.js';
 import { loadStorageConfig, type Env, type StorageConfig } from './config/config.js';
+import { pruneExpired, type PruneCounts } from './core/prune.js';
 import { rewrapSecrets, RewrapStopped, type RewrapSummary } from './core/rewrap.js';
 import { systemClock } from './ports/clock.js';
+import type { Store } from './ports/store.js';
 
 /** A maintenance job refused before it started (bad configuration, no store): a one-line reason. */
 export class MaintenanceError extends Error {}
@@ -26,20 +28,7 @@ export async function rewrapStore(options: {
   after: string | null;
   now?: () => number;
 }): Promise<RewrapSummary> {
-  let config: StorageConfig;
-  try {
-    config = loadStorageConfig(options.env, { store: 'sqlite' });
-  } catch (error) {
-    throw new MaintenanceError((error as Error).message);
-  }
-  // Policy: maintenance never creates a store (or its key file) where none was: a mistyped
-  // directory must fail, not report an empty success.
-  if (config.store === 'sqlite' && !existsSync(sqliteFile(config.dataDir))) {
-    throw new MaintenanceError(
-      `no store in ${config.dataDir} (${sqliteFile(config.dataDir)} is missing)`,
-    );
-  }
-  const store = await openStore(config);
+  const { config, store } = await openExistingStore(options.env);
   try {
     const keyring = await openKeyring(config, store);
     try {
@@ -53,6 +42,41 @@ export async function rewrapStore(options: {
     } finally {
       await keyring.close();
     }
+  } finally {
+    await store.close();
+  }
+}
+
+/** The configured store, which must already exist. */
+async function openExistingStore(env: Env): Promise<{ config: StorageConfig; store: Store }> {
+  let config: StorageConfig;
+  try {
+    config = loadStorageConfig(env, { store: 'sqlite' });
+  } catch (error) {
+    throw new MaintenanceError((error as Error).message);
+  }
+  // Policy: maintenance never creates a store (or its key file) where none was: a mistyped
+  // directory must fail, not report an empty success.
+  if (config.store === 'sqlite' && !existsSync(sqliteFile(config.dataDir))) {
+    throw new MaintenanceError(
+      `no store in ${config.dataDir} (${sqliteFile(config.dataDir)} is missing)`,
+    );
+  }
+  return { config, store: await openStore(config) };
+}
+
+/**
+ * Deletes what has expired from the configured store (core/prune.ts: nonces past their expiry,
+ * enrollments and runs a day past theirs) and answers the counts. Needs no keyring. Throws
+ * {@link MaintenanceError} when the configuration is bad or no store exists.
+ */
+export async function pruneStore(options: { env: Env; now?: () => number }): Promise<PruneCounts> {
+  const { store } = await openExistingStore(options.env);
+  try {
+    return await pruneExpired({
+      store,
+      clock: options.now === undefined ? systemClock : { now: options.now },
+    });
   } finally {
     await store.close();
   }

@@ -49,6 +49,8 @@ export function jitteryStore(store: Store): Store {
     },
     transact: (fn) => store.transact((tx) => fn(jitteryTx(tx))),
     scan: (collection, afterId, limit) => store.scan(collection, afterId, limit),
+    pruneExpired: (collection, beforeIso, limit) =>
+      store.pruneExpired(collection, beforeIso, limit),
     isEmpty: (collection) => store.isEmpty(collection),
     auditEvents: (limit) => store.auditEvents(limit),
     close: () => store.close(),

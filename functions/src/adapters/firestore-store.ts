@@ -15,30 +15,34 @@ import {
   type Transaction,
 } from 'firebase-admin/firestore';
 import type { AuditEvent } from '../core/audit.js';
-import type {
-  CollectionName,
-  Collections,
-  Found,
-  IndexedField,
-  Query,
-  Store,
-  Tx,
+import {
+  EXPIRING,
+  PRUNE_LIMIT_MAX,
+  type CollectionName,
+  type Collections,
+  type Found,
+  type IndexedField,
+  type Query,
+  type Store,
+  type Tx,
 } from '../ports/store.js';
 
 /** The collection that receives audit events. */
 export const AUDIT_COLLECTION = 'audit_events';
 
 /**
- * Collections whose documents expire: the named RFC 3339 field is also written as a
- * Firestore Timestamp `ttl_at`, the field a TTL policy (firestore.indexes.json) deletes by.
+ * Collections whose documents expire (the port's {@link EXPIRING}): the RFC 3339 expiry field
+ * plus the retention is also written as a Firestore Timestamp `ttl_at`, the field a TTL policy
+ * (firestore.indexes.json) deletes by. `ttl_at` is the adapter's own: reads strip it.
  */
-const TTL_FIELDS: Partial<Record<CollectionName, string>> = { request_nonces: 'expires_at' };
+const TTL_FIELDS: Partial<Record<CollectionName, { field: string; retainMs: number }>> = EXPIRING;
 
 function toStored(collection: CollectionName, doc: object): object {
-  const field = TTL_FIELDS[collection];
-  if (field === undefined) return doc;
-  const value = (doc as Record<string, unknown>)[field];
-  return typeof value === 'string' ? { ...doc, ttl_at: Timestamp.fromDate(new Date(value)) } : doc;
+  const ttl = TTL_FIELDS[collection];
+  if (ttl === undefined) return doc;
+  const value = (doc as Record<string, unknown>)[ttl.field];
+  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isNaN(ms) ? doc : { ...doc, ttl_at: Timestamp.fromMillis(ms + ttl.retainMs) };
 }
 
 function fromStored<C extends CollectionName>(collection: C, data: unknown): Collections[C] {
@@ -87,7 +91,7 @@ class FirestoreTx implements Tx {
     const snap = await this.t.get(
       this.db.collection(collection).where(field, '==', value).limit(limit),
     );
-    return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[C] }));
+    return foundOf(collection, snap.docs);
   }
 
   async query<C extends CollectionName>(collection: C, query: Query<C>): Promise<Found<C>[]> {
@@ -127,7 +131,7 @@ export function firestoreStore(db: Firestore): Store {
     },
     async find(collection, field, value, limit) {
       const snap = await db.collection(collection).where(field, '==', value).limit(limit).get();
-      return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[typeof collection] }));
+      return foundOf(collection, snap.docs);
     },
     async query(collection, query) {
       return foundOf(collection, (await toFirestoreQuery(db, collection, query).get()).docs);
@@ -148,8 +152,23 @@ export function firestoreStore(db: Firestore): Store {
     async scan(collection, afterId, limit) {
       let query = db.collection(collection).orderBy(FieldPath.documentId()).limit(limit);
       if (afterId !== null) query = query.startAfter(afterId);
-      const snap = await query.get();
-      return snap.docs.map((d) => ({ id: d.id, doc: d.data() as Collections[typeof collection] }));
+      return foundOf(collection, (await query.get()).docs);
+    },
+    async pruneExpired(collection, beforeIso, limit) {
+      if (!Number.isInteger(limit) || limit < 1 || limit > PRUNE_LIMIT_MAX) {
+        throw new Error(`limit must be a whole number from 1 to ${PRUNE_LIMIT_MAX}`);
+      }
+      // Production relies on the TTL policies; this is for maintenance and the emulators. In a
+      // transaction, so a document rewritten with a later expiry since the query is not deleted.
+      const expired = db
+        .collection(collection)
+        .where(EXPIRING[collection].field, '<', beforeIso)
+        .limit(limit);
+      return db.runTransaction(async (t) => {
+        const snap = await t.get(expired);
+        for (const d of snap.docs) t.delete(d.ref);
+        return snap.size;
+      });
     },
     async isEmpty(collection) {
       return (await db.collection(collection).limit(1).get()).empty;

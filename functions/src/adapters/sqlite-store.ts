@@ -14,7 +14,10 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent } from '../core/audit.js';
 import {
+  EXPIRING,
+  type ExpiringCollection,
   INDEXED_FIELDS,
+  PRUNE_LIMIT_MAX,
   type CollectionName,
   type Collections,
   type Found,
@@ -29,6 +32,7 @@ import {
 type Db = Database.Database;
 
 const COLLECTIONS = Object.keys(INDEXED_FIELDS) as CollectionName[];
+const EXPIRING_COLLECTIONS = Object.keys(EXPIRING) as ExpiringCollection[];
 
 function migrate(db: Db): void {
   db.exec(`
@@ -43,6 +47,12 @@ function migrate(db: Db): void {
     for (const f of INDEXED_FIELDS[c] as readonly string[]) {
       db.exec(`CREATE INDEX IF NOT EXISTS ${c}_${f} ON ${c} (json_extract(data, '$.${f}'));`);
     }
+  }
+  // The expiry field of each expiring collection, for pruning (an equality index above may
+  // already be it: same name, so IF NOT EXISTS keeps one).
+  for (const c of EXPIRING_COLLECTIONS) {
+    const f = EXPIRING[c].field;
+    db.exec(`CREATE INDEX IF NOT EXISTS ${c}_${f} ON ${c} (json_extract(data, '$.${f}'));`);
   }
 }
 
@@ -183,6 +193,18 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     setStmts.set(c, writer.prepare(`INSERT OR REPLACE INTO ${c} (id, data) VALUES (?, ?)`));
     deleteStmts.set(c, writer.prepare(`DELETE FROM ${c} WHERE id = ?`));
   }
+  // One statement each, so the choice and the deletion are atomic: a document rewritten with a
+  // later expiry meanwhile is never deleted.
+  const pruneStmts = new Map<ExpiringCollection, Database.Statement>();
+  for (const c of EXPIRING_COLLECTIONS) {
+    const field = `json_extract(data, '$.${EXPIRING[c].field}')`;
+    pruneStmts.set(
+      c,
+      writer.prepare(
+        `DELETE FROM ${c} WHERE id IN (SELECT id FROM ${c} WHERE ${field} < ? LIMIT ?)`,
+      ),
+    );
+  }
   const begin = writer.prepare('BEGIN IMMEDIATE');
   const commit = writer.prepare('COMMIT');
   const rollback = writer.prepare('ROLLBACK');
@@ -249,6 +271,22 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     query: (collection, query) => reader.query(collection, query),
     transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       const run = queue.then(() => runOne(fn));
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    pruneExpired(collection, beforeIso, limit) {
+      const stmt = pruneStmts.get(collection);
+      if (stmt === undefined) return Promise.reject(new Error(`${collection} does not expire`));
+      if (!Number.isInteger(limit) || limit < 1 || limit > PRUNE_LIMIT_MAX) {
+        return Promise.reject(
+          new Error(`limit must be a whole number from 1 to ${PRUNE_LIMIT_MAX}`),
+        );
+      }
+      // Queued like a transaction: writes go through the writer connection one at a time.
+      const run = queue.then(() => {
+        if (closed) throw new Error('the store is closed');
+        return stmt.run(beforeIso, limit).changes;
+      });
       queue = run.catch(() => undefined);
       return run;
     },

@@ -1,12 +1,15 @@
 /**
  * `npm start`: the service on http://127.0.0.1:8787 over the embedded SQLite store in
  * `./.data`. Without `AGENTPACK_BRIDGE_KEYS` it uses (and on first start generates) a dev
- * bridge key in the data dir and prints where it is, never the key.
+ * bridge key in the data dir and prints where it is, never the key. It prunes what has expired
+ * at start and every ten minutes (local/pruning.ts).
  */
 import { createApp } from '../app.js';
 import { jsonLogger } from '../adapters/json-logger.js';
 import { loadConfig } from '../config/config.js';
+import { systemClock } from '../ports/clock.js';
 import { ensureDevBridgeKey, ensureDevSigningKey } from './dev-keys.js';
+import { startPruning } from './pruning.js';
 import { startServer } from './server.js';
 
 async function main(): Promise<void> {
@@ -30,6 +33,8 @@ async function main(): Promise<void> {
     host: env['HOST'] ?? '127.0.0.1',
   });
   logger.info('server.started', { url, store: app.store.kind, data_dir: config.dataDir });
+  // The app's clock: createApp was given none, so it is the system clock too.
+  const pruner = startPruning({ store: app.store, clock: systemClock }, logger);
   const lines = [
     `agentpack-identity listening on ${url} (store: ${app.store.kind}, data: ${config.dataDir})`,
   ];
@@ -51,10 +56,13 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     logger.info('server.stopping', { signal });
     server.close(() => {
-      app.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      pruner
+        .stop()
+        .then(() => app.close())
+        .then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
     });
     server.closeAllConnections();
   };

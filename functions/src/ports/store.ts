@@ -239,6 +239,37 @@ export const ORDER_FIELDS = {
 
 export type OrderField<C extends CollectionName> = (typeof ORDER_FIELDS)[C][number];
 
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * The collections whose documents expire: the RFC 3339 field each expires by, and how long a
+ * document is kept after that time before it is deleted. The one declaration of expiry: the
+ * SQLite adapter indexes these fields and `core/prune.ts` deletes by them (the local server, and
+ * `maintenance prune`); the Firestore adapter writes each as a Timestamp `ttl_at` (field +
+ * retainMs), which the TTL policies of firestore.indexes.json delete by.
+ *
+ * - `request_nonces`: gone at `expires_at`, the end of the replay window; past it a nonce no
+ *   longer refuses anything (the timestamp check does).
+ * - `device_enrollments`: refused as expired past `expires_at`; kept a day so a late attempt
+ *   still reads as expired, not unknown.
+ * - `runs`: a run past its expiry is dead whatever its state (its children never outlive it).
+ *   Keeping it a day keeps its well-known status `expired` visible and its audit trail readable
+ *   against the run. Pruning an ancestor is safe: the lineage check (`runStatus`) reads a
+ *   missing ancestor as revoked, failing closed.
+ */
+export const EXPIRING = {
+  request_nonces: { field: 'expires_at', retainMs: 0 },
+  device_enrollments: { field: 'expires_at', retainMs: DAY_MS },
+  runs: { field: 'expires_at', retainMs: DAY_MS },
+} as const satisfies {
+  readonly [C in CollectionName]?: { field: keyof Collections[C] & string; retainMs: number };
+};
+
+export type ExpiringCollection = keyof typeof EXPIRING;
+
+/** The most documents one {@link Store.pruneExpired} call deletes (one Firestore commit). */
+export const PRUNE_LIMIT_MAX = 500;
+
 /**
  * An ordered query: the `where` field equals its value, the documents come ordered by
  * `orderBy`, strictly after `after` when given. One equality only: it keeps every query within
@@ -304,6 +335,12 @@ export interface Store extends StoreReader {
     afterId: string | null,
     limit: number,
   ): Promise<Found<C>[]>;
+  /**
+   * Deletes up to `limit` (1..{@link PRUNE_LIMIT_MAX}) documents of an expiring collection whose
+   * expiry field ({@link EXPIRING}) is before `beforeIso` (RFC 3339; compared as stored, as text),
+   * and answers how many it deleted. Unaudited housekeeping outside requests (core/prune.ts).
+   */
+  pruneExpired(collection: ExpiringCollection, beforeIso: string, limit: number): Promise<number>;
   /** True when the collection holds no document (start-up checks, not requests). */
   isEmpty(collection: CollectionName): Promise<boolean>;
   /** Up to `limit` audit events, in no set order (sort by `at`). For tests and exports, not requests. */

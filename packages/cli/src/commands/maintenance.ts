@@ -1,8 +1,9 @@
 /**
- * The maintenance group: jobs on the service's own store, run by an operator with the same
- * environment as the service. They need the service's code (store adapters, keyring), so they
- * run where the service is installed (this repository, or wherever `agentpack-identity-functions`
- * is); the service is loaded only when such a command runs, so no other command pays for it.
+ * The maintenance groups (`secrets rewrap`, `maintenance prune`): jobs on the service's own
+ * store, run by an operator with the same environment as the service. They need the service's
+ * code (store adapters, keyring), so they run where the service is installed (this repository,
+ * or wherever `agentpack-identity-functions` is); the service is loaded only when such a command
+ * runs, so no other command pays for it.
  */
 import { CliError, NAME, usage, type CliIo, type CommandGroup } from '../io.js';
 import { parseOptions } from '../options.js';
@@ -32,6 +33,26 @@ options:
   --after ID       resume after this version id (a previous run's last_id)
   -h, --help       this help
 `,
+  maintenance: `usage: ${NAME} maintenance prune [--data-dir DIR]
+
+Run "${NAME} maintenance prune --help" for details.
+`,
+  maintenancePrune: `usage: ${NAME} maintenance prune [--data-dir DIR]
+
+Deletes what has expired from the service's store: request nonces past their expiry, device
+enrollments and runs a day past theirs (until then a run still reads as expired). Audit events
+are never deleted, and pruning writes none. The local server also does this at start and every
+ten minutes; on Cloud Functions, Firestore's TTL policies do it. Safe to run any time and twice.
+Opens the same store as the server from the environment: AGENTPACK_STORE (default sqlite),
+AGENTPACK_DATA_DIR. No bridge key or secrets key is needed.
+
+Prints one line of JSON: {"request_nonces", "device_enrollments", "runs"}, how many documents
+it deleted from each.
+
+options:
+  --data-dir DIR   the embedded store's directory (default: $AGENTPACK_DATA_DIR, else ./.data)
+  -h, --help       this help
+`,
 } as const;
 
 /** What the service's maintenance module offers (functions/src/maintenance.ts). */
@@ -42,6 +63,7 @@ interface Maintenance {
     after: string | null;
     now?: () => number;
   }): Promise<unknown>;
+  pruneStore(options: { env: CliIo['env']; now?: () => number }): Promise<unknown>;
   MaintenanceError: new (...args: never[]) => Error;
   RewrapStopped: new (...args: never[]) => Error & { summary: { last_id: string | null } };
 }
@@ -92,4 +114,25 @@ export const SECRETS: CommandGroup = {
   help: HELP.secrets,
   hint: 'secrets rewrap',
   commands: { rewrap: { help: HELP.secretsRewrap, run: secretsRewrap } },
+};
+
+async function maintenancePrune(args: readonly string[], io: CliIo): Promise<number> {
+  const opts = parseOptions(args, { values: ['data-dir'] });
+  const { pruneStore, MaintenanceError } = await loadMaintenance();
+  const env =
+    opts['data-dir'] === undefined ? io.env : { ...io.env, AGENTPACK_DATA_DIR: opts['data-dir'] };
+  try {
+    const counts = await pruneStore({ env, ...(io.now === undefined ? {} : { now: io.now }) });
+    io.stdout(`${JSON.stringify(counts)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof MaintenanceError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+export const MAINTENANCE: CommandGroup = {
+  help: HELP.maintenance,
+  hint: 'maintenance prune',
+  commands: { prune: { help: HELP.maintenancePrune, run: maintenancePrune } },
 };
