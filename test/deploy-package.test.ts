@@ -116,6 +116,7 @@ describe('the deploy upload (functions/ alone)', () => {
     const pkg = JSON.parse(readFileSync(join(staged, 'package.json'), 'utf8'));
     const declared = new Set(Object.keys(pkg.dependencies));
     const undeclared: string[] = [];
+    let seen = 0;
     for (const file of readdirSync(join(staged, 'dist')).filter((f) => f.endsWith('.js'))) {
       const text = readFileSync(join(staged, 'dist', file), 'utf8');
       const specs = [
@@ -123,7 +124,8 @@ describe('the deploy upload (functions/ alone)', () => {
         ...text.matchAll(/^\s*import\s*"([^"]+)";/gm),
         ...text.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g),
       ].map((m) => m[1]!);
-      expect(specs.length).toBeGreaterThan(0);
+      // A chunk of pure shared code (the store port's tables) may import nothing at all.
+      seen += specs.length;
       for (const spec of specs.filter((s) => !s.startsWith('.'))) {
         if (spec.startsWith('node:')) continue;
         const name = spec.startsWith('@')
@@ -135,6 +137,7 @@ describe('the deploy upload (functions/ alone)', () => {
         if (!declared.has(name)) undeclared.push(`${file}: ${spec}`);
       }
     }
+    expect(seen).toBeGreaterThan(0);
     expect(undeclared).toEqual([]);
     expect(readFileSync(join(staged, 'dist/index.js'), 'utf8')).not.toContain(
       '@agentpack-identity/',

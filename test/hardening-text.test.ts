@@ -3,7 +3,7 @@
  * `task` — refuses Unicode format characters (Cf: bidi overrides, zero-width characters, the
  * BOM) and line and paragraph separators (Zl, Zp), as well as control characters (Cc): 400
  * `invalid_argument` naming the field, nothing written. Ordinary non-ASCII text is accepted
- * and kept as sent. One schema builder (functions/src/routes/schemas.ts) holds the rule.
+ * and kept as sent. One schema builder (`textField` in packages/protocol/src/requests/fields.ts) holds the rule.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -150,11 +150,17 @@ describe('text fields refuse format characters and separators', () => {
     });
   }
 
-  it('has the rule in one place: no route file spells its own Unicode class for text', () => {
-    const dir = join(root, 'functions/src/routes');
-    const copies = readdirSync(dir)
-      .filter((f) => f.endsWith('.ts') && f !== 'schemas.ts')
-      .filter((f) => /\\p\{(C|Z)/.test(readFileSync(join(dir, f), 'utf8')));
+  it('has the rule in one place: no route or request file spells its own Unicode class for text', () => {
+    const dirs = ['functions/src/routes', 'packages/protocol/src/requests'].map((d) =>
+      join(root, d),
+    );
+    const files = dirs.flatMap((dir) => readdirSync(dir).map((f) => join(dir, f)));
+    const fields = join(root, 'packages/protocol/src/requests/fields.ts');
+    expect(files).toContain(fields);
+    const copies = files
+      .filter((f) => f.endsWith('.ts') && f !== fields)
+      .filter((f) => /\\p\{(C|Z)/.test(readFileSync(f, 'utf8')));
     expect(copies).toEqual([]);
+    expect(readFileSync(fields, 'utf8')).toMatch(/\\p\{Cf\}/);
   });
 });

@@ -20,14 +20,13 @@ import {
 } from './principal.js';
 import {
   DELEGABLE_RPCS,
+  DELEGATION_ID_PATTERN,
   RESOURCE_RPCS,
   parseScopeEntry,
   scopeAllows,
 } from '@agentpack-identity/protocol';
 import { readSetting } from './settings.js';
 
-/** Delegation ids: `dg_` + 128 random bits. */
-export const DELEGATION_ID_PATTERN = /^dg_[A-Za-z0-9_-]{22}$/;
 
 export interface Delegation {
   delegation_id: string;

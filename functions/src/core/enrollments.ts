@@ -30,8 +30,6 @@ import type { Principal } from './principal.js';
 export const ENROLLMENT_TTL_DEFAULT_SECONDS = 600;
 export const ENROLLMENT_TTL_MAX_SECONDS = 7 * 24 * 3600;
 
-/** A fingerprint: `SHA256:` + unpadded base64url of 32 bytes. */
-export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9_-]{43}$/;
 
 
 export interface CreatedEnrollment {

@@ -1,8 +1,11 @@
 /** Routes under /agents: mint, read, disable and enable agents. */
-import { z } from 'zod';
+import {
+  agentToggleRequest,
+  agentsCreateRequest,
+  agentsGetRequest,
+} from '@agentpack-identity/protocol';
 import { createAgent, getAgent, setAgentDisabled } from '../core/agents.js';
 import { actingAgent, defineRoute, requirePrincipal } from './route.js';
-import { agentIdSchema, displayNameSchema } from './schemas.js';
 
 /** POST /agents/create (bridge): mint an agent, with a chosen or generated id. */
 export const agentsCreate = defineRoute({
@@ -12,7 +15,7 @@ export const agentsCreate = defineRoute({
   policy: ['bridge'],
   agentScoped: false,
   status: 201,
-  input: z.strictObject({ display_name: displayNameSchema, agent_id: agentIdSchema.optional() }),
+  input: agentsCreateRequest,
   handle: ({ deps, principal, input }) => createAgent(deps, requirePrincipal(principal), input),
 });
 
@@ -27,12 +30,10 @@ export const agentsGet = defineRoute({
   policy: ['bridge', 'device', 'token', 'run', 'delegated'],
   agentScoped: true,
   status: 200,
-  input: z.strictObject({ agent_id: agentIdSchema.optional() }),
+  input: agentsGetRequest,
   handle: async ({ deps, principal, input }) =>
     getAgent(deps, actingAgent(principal, input.agent_id)),
 });
-
-const toggleInput = z.strictObject({ agent_id: agentIdSchema });
 
 /** POST /agents/disable (bridge): nothing acts for the agent from the next request on. */
 export const agentsDisable = defineRoute({
@@ -42,7 +43,7 @@ export const agentsDisable = defineRoute({
   policy: ['bridge'],
   agentScoped: false,
   status: 200,
-  input: toggleInput,
+  input: agentToggleRequest,
   handle: ({ deps, principal, input }) =>
     setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, true),
 });
@@ -55,7 +56,7 @@ export const agentsEnable = defineRoute({
   policy: ['bridge'],
   agentScoped: false,
   status: 200,
-  input: toggleInput,
+  input: agentToggleRequest,
   handle: ({ deps, principal, input }) =>
     setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, false),
 });

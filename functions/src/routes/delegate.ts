@@ -1,8 +1,7 @@
 /** Routes under /delegate: grant and revoke delegations. */
-import { z } from 'zod';
-import { createDelegation, DELEGATION_ID_PATTERN, revokeDelegation } from '../core/delegations.js';
+import { delegateRequest, delegateRevokeRequest } from '@agentpack-identity/protocol';
+import { createDelegation, revokeDelegation } from '../core/delegations.js';
 import { agentPrincipal, defineRoute, requirePrincipal } from './route.js';
-import { agentIdSchema, ttlSecondsSchema } from './schemas.js';
 
 /**
  * POST /delegate: the caller's agent grants `to_agent` a scoped, expiring right to act for it.
@@ -15,11 +14,7 @@ export const delegate = defineRoute({
   policy: ['device', 'token'],
   agentScoped: true,
   status: 201,
-  input: z.strictObject({
-    to_agent: agentIdSchema,
-    scope: z.array(z.string().max(200)).min(1).max(32),
-    ttl_seconds: ttlSecondsSchema,
-  }),
+  input: delegateRequest,
   handle: ({ deps, principal, input }) => createDelegation(deps, agentPrincipal(principal), input),
 });
 
@@ -31,9 +26,7 @@ export const delegateRevoke = defineRoute({
   policy: ['bridge', 'device', 'token'],
   agentScoped: true,
   status: 200,
-  input: z.strictObject({
-    delegation_id: z.string().regex(DELEGATION_ID_PATTERN, 'delegation_id is not a delegation id'),
-  }),
+  input: delegateRevokeRequest,
   handle: ({ deps, principal, input }) =>
     revokeDelegation(deps, requirePrincipal(principal), input.delegation_id),
 });

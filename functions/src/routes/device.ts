@@ -1,8 +1,7 @@
 /** Routes under /device: issue (and rotate) and revoke device keys. */
-import { z } from 'zod';
+import { deviceIssueRequest, deviceRevokeRequest } from '@agentpack-identity/protocol';
 import { issueDeviceKey, revokeDeviceKey } from '../core/device-keys.js';
 import { actingAgent, defineRoute, requirePrincipal } from './route.js';
-import { agentIdSchema, keyIdSchema, labelSchema, ttlSecondsSchema } from './schemas.js';
 
 /**
  * POST /device/issue: the bridge issues for any agent (`agent_id` required); a device key
@@ -16,12 +15,7 @@ export const deviceIssue = defineRoute({
   policy: ['bridge', 'device'],
   agentScoped: true,
   status: 201,
-  input: z.strictObject({
-    agent_id: agentIdSchema.optional(),
-    label: labelSchema.optional(),
-    ttl_seconds: ttlSecondsSchema.optional(),
-    rotate: z.boolean().optional(),
-  }),
+  input: deviceIssueRequest,
   handle: async ({ deps, principal, input }) =>
     issueDeviceKey(deps, requirePrincipal(principal), {
       ...input,
@@ -40,7 +34,7 @@ export const deviceRevoke = defineRoute({
   policy: ['bridge', 'device'],
   agentScoped: true,
   status: 200,
-  input: z.strictObject({ key_id: keyIdSchema.optional() }),
+  input: deviceRevokeRequest,
   handle: ({ deps, principal, input }) =>
     revokeDeviceKey(deps, requirePrincipal(principal), input.key_id),
 });

@@ -1,8 +1,7 @@
 /** Enrolled devices: mint an enrollment code (bridge) and enroll with it (the code is the credential). */
-import { z } from 'zod';
-import { createEnrollment, enrollDevice, FINGERPRINT_PATTERN } from '../core/enrollments.js';
+import { deviceEnrollRequest, enrollmentCreateRequest } from '@agentpack-identity/protocol';
+import { createEnrollment, enrollDevice } from '../core/enrollments.js';
 import { defineRoute, requirePrincipal } from './route.js';
-import { agentIdSchema, keyIdSchema, labelSchema, ttlSecondsSchema } from './schemas.js';
 
 /** POST /device/enrollments/create (bridge): a one-time code, shown once. */
 export const enrollmentsCreate = defineRoute({
@@ -12,16 +11,7 @@ export const enrollmentsCreate = defineRoute({
   policy: ['bridge'],
   agentScoped: false,
   status: 201,
-  input: z.strictObject({
-    agent_id: agentIdSchema,
-    expected_fingerprint: z
-      .string()
-      .regex(FINGERPRINT_PATTERN, 'expected_fingerprint must be SHA256: + 43 base64url characters')
-      .optional(),
-    replaces_key_id: keyIdSchema.optional(),
-    ttl_seconds: ttlSecondsSchema.optional(),
-    label: labelSchema.optional(),
-  }),
+  input: enrollmentCreateRequest,
   handle: ({ deps, principal, input }) =>
     createEnrollment(deps, requirePrincipal(principal), input),
 });
@@ -37,11 +27,6 @@ export const deviceEnroll = defineRoute({
   policy: 'enrollment-code',
   agentScoped: false,
   status: 201,
-  input: z.strictObject({
-    code: z.string().max(100),
-    sealing_public_key: z.string().max(100),
-    signing_public_key: z.string().max(100),
-    label: labelSchema.optional(),
-  }),
+  input: deviceEnrollRequest,
   handle: ({ deps, input }) => enrollDevice(deps, input),
 });

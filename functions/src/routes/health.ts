@@ -1,5 +1,5 @@
 /** GET /healthz: liveness, public. */
-import { z } from 'zod';
+import { emptyRequest } from '@agentpack-identity/protocol';
 import { defineRoute } from './route.js';
 
 export const healthz = defineRoute({
@@ -9,6 +9,6 @@ export const healthz = defineRoute({
   policy: 'public',
   agentScoped: false,
   status: 200,
-  input: z.strictObject({}),
+  input: emptyRequest,
   handle: async () => ({ ok: true }),
 });

@@ -1,11 +1,12 @@
 /** Ephemeral runs: spawn, complete, revoke, and the public verification document. */
-import { z } from 'zod';
-import { RUN_ID_PATTERN } from '@agentpack-identity/protocol';
+import {
+  emptyRequest,
+  runsCompleteRequest,
+  runsRevokeRequest,
+  runsSpawnRequest,
+} from '@agentpack-identity/protocol';
 import { completeRun, revokeRun, runIdentity, spawnRun } from '../core/runs.js';
 import { agentPrincipal, defineRoute, requirePrincipal } from './route.js';
-import { taskSchema, ttlSecondsSchema } from './schemas.js';
-
-const runIdSchema = z.string().regex(RUN_ID_PATTERN, 'run_id is not a run id');
 
 /**
  * POST /runs/spawn: by a device key or token of the agent, or by a run (a child). Not
@@ -18,12 +19,7 @@ export const runsSpawn = defineRoute({
   policy: ['device', 'token', 'run'],
   agentScoped: true,
   status: 201,
-  input: z.strictObject({
-    task: taskSchema,
-    scope: z.array(z.string().max(200)).min(1).max(32),
-    ttl_seconds: ttlSecondsSchema,
-    public_key: z.string().max(100),
-  }),
+  input: runsSpawnRequest,
   handle: ({ deps, principal, input }) => spawnRun(deps, agentPrincipal(principal), input),
 });
 
@@ -37,7 +33,7 @@ export const runsComplete = defineRoute({
   // Ending itself is always within a run's rights, whatever its scope.
   scopeCheck: 'handler',
   status: 200,
-  input: z.strictObject({}),
+  input: runsCompleteRequest,
   handle: ({ deps, principal }) => completeRun(deps, agentPrincipal(principal)),
 });
 
@@ -50,7 +46,7 @@ export const runsRevoke = defineRoute({
   agentScoped: true,
   scopeCheck: 'handler',
   status: 200,
-  input: z.strictObject({ run_id: runIdSchema }),
+  input: runsRevokeRequest,
   handle: ({ deps, principal, input }) =>
     revokeRun(deps, requirePrincipal(principal), input.run_id),
 });
@@ -66,6 +62,6 @@ export const runWellKnown = defineRoute({
   status: 200,
   // Status changes the moment a run ends: never cached.
   headers: { 'cache-control': 'no-store' },
-  input: z.strictObject({}),
+  input: emptyRequest,
   handle: ({ deps, rest }) => runIdentity(deps, rest),
 });

@@ -1,6 +1,13 @@
 /** Routes under /secrets: an agent's own versioned, encrypted secrets. */
-import { SECRET_NAME_PATTERN } from '@agentpack-identity/protocol';
-import { z } from 'zod';
+import {
+  secretsChangeRequest,
+  secretsDestroyRequest,
+  secretsGetRequest,
+  secretsListRequest,
+  secretsMetadataRequest,
+  secretsPutRequest,
+  secretsResolveRequest,
+} from '@agentpack-identity/protocol';
 import { resolveSecretRefs } from '../core/secret-refs.js';
 import {
   changeVersions,
@@ -11,16 +18,6 @@ import {
 } from '../core/secrets.js';
 import type { CallerKind } from '../core/principal.js';
 import { agentPrincipal, defineRoute } from './route.js';
-
-const nameSchema = z
-  .string()
-  .regex(SECRET_NAME_PATTERN, 'name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$');
-const versionSchema = z
-  .number()
-  .int()
-  .positive()
-  .max(2 ** 31);
-const versionsSchema = z.array(versionSchema).min(1).max(100);
 
 /** Every secrets RPC acts for one agent: its device key, a token, a run, or a delegation in scope. */
 const AGENT_CALLERS = [
@@ -38,11 +35,7 @@ export const secretsPut = defineRoute({
   policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
-  input: z.strictObject({
-    name: nameSchema,
-    value: z.string(),
-    cas: z.number().int().nonnegative().optional(),
-  }),
+  input: secretsPutRequest,
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) => putSecret(deps, agentPrincipal(principal), input),
 });
@@ -55,11 +48,7 @@ export const secretsGet = defineRoute({
   policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
-  input: z.strictObject({
-    name: nameSchema,
-    version: versionSchema.optional(),
-    seal: z.boolean().optional(),
-  }),
+  input: secretsGetRequest,
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) => getSecret(deps, agentPrincipal(principal), input),
 });
@@ -72,7 +61,7 @@ export const secretsList = defineRoute({
   policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
-  input: z.strictObject({}),
+  input: secretsListRequest,
   handle: ({ deps, principal }) => listSecrets(deps, agentPrincipal(principal)),
 });
 
@@ -84,19 +73,16 @@ export const secretsMetadata = defineRoute({
   policy: AGENT_CALLERS,
   agentScoped: true,
   status: 200,
-  input: z.strictObject({ name: nameSchema }),
+  input: secretsMetadataRequest,
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) =>
     secretMetadata(deps, agentPrincipal(principal), input.name),
 });
 
-const changeInput = z.strictObject({ name: nameSchema, versions: versionsSchema.optional() });
-
 /** The three routes that change the state of versions differ only in the change and input. */
 function versionChangeRoute(
   change: 'delete' | 'undelete' | 'destroy',
-  input:
-    typeof changeInput | z.ZodObject<{ name: typeof nameSchema; versions: typeof versionsSchema }>,
+  input: typeof secretsChangeRequest | typeof secretsDestroyRequest,
 ) {
   return defineRoute({
     method: 'POST',
@@ -113,16 +99,13 @@ function versionChangeRoute(
 }
 
 /** POST /secrets/delete: soft delete (default: the current version). */
-export const secretsDelete = versionChangeRoute('delete', changeInput);
+export const secretsDelete = versionChangeRoute('delete', secretsChangeRequest);
 
 /** POST /secrets/undelete: undo a soft delete (default: the current version). */
-export const secretsUndelete = versionChangeRoute('undelete', changeInput);
+export const secretsUndelete = versionChangeRoute('undelete', secretsChangeRequest);
 
 /** POST /secrets/destroy: permanent; `versions` is required. */
-export const secretsDestroy = versionChangeRoute(
-  'destroy',
-  z.strictObject({ name: nameSchema, versions: versionsSchema }),
-);
+export const secretsDestroy = versionChangeRoute('destroy', secretsDestroyRequest);
 
 /**
  * POST /secrets/resolve: `agentpack.secret://` references, in order, all or none. Scope is
@@ -136,10 +119,7 @@ export const secretsResolve = defineRoute({
   agentScoped: true,
   scopeCheck: 'handler',
   status: 200,
-  input: z.strictObject({
-    refs: z.array(z.string().max(300)).min(1).max(100),
-    seal: z.boolean().optional(),
-  }),
+  input: secretsResolveRequest,
   handle: ({ deps, principal, input }) =>
     resolveSecretRefs(deps, agentPrincipal(principal), input.refs, input.seal === true),
 });

@@ -1,5 +1,5 @@
 /** Routes under /settings: operator tunables, bridge only. */
-import { z } from 'zod';
+import { settingsListRequest, settingsSetRequest } from '@agentpack-identity/protocol';
 import { listSettings, setSetting } from '../core/settings.js';
 import { defineRoute, requirePrincipal } from './route.js';
 
@@ -11,7 +11,7 @@ export const settingsList = defineRoute({
   policy: ['bridge'],
   agentScoped: false,
   status: 200,
-  input: z.strictObject({}),
+  input: settingsListRequest,
   handle: ({ deps }) => listSettings(deps),
 });
 
@@ -23,7 +23,7 @@ export const settingsSet = defineRoute({
   policy: ['bridge'],
   agentScoped: false,
   status: 200,
-  input: z.strictObject({ key: z.string().min(1).max(100), value: z.unknown() }),
+  input: settingsSetRequest,
   handle: ({ deps, principal, input }) =>
     setSetting(deps, requirePrincipal(principal), input.key, input.value),
 });

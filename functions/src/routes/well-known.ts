@@ -1,5 +1,5 @@
 /** GET /.well-known/agentpack-identity: issuer, audience and the public capability keys. */
-import { z } from 'zod';
+import { emptyRequest } from '@agentpack-identity/protocol';
 import { defineRoute } from './route.js';
 
 export const wellKnown = defineRoute({
@@ -11,6 +11,6 @@ export const wellKnown = defineRoute({
   status: 200,
   // Verifiers may cache the keys briefly; a key rotation publishes the new key first.
   headers: { 'cache-control': 'public, max-age=300' },
-  input: z.strictObject({}),
+  input: emptyRequest,
   handle: async ({ deps }) => ({ issuer: deps.issuer, audience: deps.audience, jwks: deps.jwks }),
 });

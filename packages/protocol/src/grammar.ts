@@ -12,6 +12,12 @@ export const KEY_ID_PATTERN = /^dk_[A-Za-z0-9_-]{16}$/;
 /** Run ids: `run_` + 128 random bits. */
 export const RUN_ID_PATTERN = /^run_[A-Za-z0-9_-]{22}$/;
 
+/** Delegation ids: `dg_` + 128 random bits. */
+export const DELEGATION_ID_PATTERN = /^dg_[A-Za-z0-9_-]{22}$/;
+
+/** A device fingerprint: `SHA256:` + unpadded base64url of 32 bytes. */
+export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9_-]{43}$/;
+
 /** Secret names: a letter or digit, then up to 127 letters, digits, `_`, `.` or `-`. */
 export const SECRET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 

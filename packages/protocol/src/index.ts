@@ -1,8 +1,8 @@
 /**
  * `@agentpack-identity/protocol`: what the service, the CLI and clients must agree on byte for
- * byte — formats, grammars, signed strings, the sealed box — and nothing that does I/O. It
- * depends on node:crypto, tweetnacl and @noble/hashes only, never on firebase-*, better-sqlite3
- * or a KMS client.
+ * byte — formats, grammars, request schemas, signed strings, the sealed box — and nothing that
+ * does I/O. It depends on node:crypto, tweetnacl, @noble/hashes and zod only, never on
+ * firebase-*, better-sqlite3 or a KMS client.
  */
 export * from './attestation-signing.js';
 export * from './base64url.js';
@@ -16,3 +16,4 @@ export * from './run-view.js';
 export * from './scope.js';
 export * from './sealed-box.js';
 export * from './request-signing.js';
+export * from './requests/index.js';
