@@ -27,7 +27,6 @@ import {
 } from '@agentpack-identity/protocol';
 import { readSetting } from './settings.js';
 
-
 export interface Delegation {
   delegation_id: string;
   from_agent: string;

@@ -30,8 +30,6 @@ import type { Principal } from './principal.js';
 export const ENROLLMENT_TTL_DEFAULT_SECONDS = 600;
 export const ENROLLMENT_TTL_MAX_SECONDS = 7 * 24 * 3600;
 
-
-
 export interface CreatedEnrollment {
   enrollment_id: string;
   code: string;
