@@ -13,7 +13,12 @@ import { migrateDigests } from '../functions/src/core/digest-migration.js';
 import { parseKey32 } from '../functions/src/config/key-file.js';
 import type { DeviceKeyDoc } from '../functions/src/ports/store.js';
 import { openSealed, generateDeviceKeys } from '@agentpack-identity/protocol';
+import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
+import { sqliteFile } from '../functions/src/app.js';
+import { createDigester } from '../functions/src/core/digest.js';
+import { killLiveProcesses, runNode } from './helpers/cli-process.js';
 import { startTestService, type TestService } from './helpers/service.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 let svc: TestService;
 beforeEach(async () => {
@@ -23,6 +28,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await svc.close();
+  await killLiveProcesses();
 });
 
 async function issue(): Promise<string> {
@@ -134,5 +140,49 @@ describe('keyed digests', () => {
     await expect(createApp({ config, logger: capturingLogger().logger })).rejects.toThrow(
       /digest-key is missing: the store holds device keys/,
     );
+  });
+});
+
+describe('agentpack-identity maintenance migrate-digests', () => {
+  it('moves a legacy store to keyed digests as a process, creating the key file, once', async () => {
+    const tmp = tempDir();
+    try {
+      const legacyKey = generateDeviceKey();
+      const store = openSqliteStore({ file: sqliteFile(tmp.dir) });
+      await store.transact(async (tx) => {
+        tx.set('device_keys', legacyDigest('device_key', legacyKey), row('dk_legacy000000002'));
+      });
+      await store.close();
+      const env = { AGENTPACK_DATA_DIR: tmp.dir };
+      const first = await runNode(['maintenance', 'migrate-digests'], env);
+      expect(first.stderr).toBe('');
+      expect(JSON.parse(first.stdout)).toEqual({ scanned: 1, moved: 1 });
+      expect(first.stdout).not.toContain(legacyKey);
+      const file = digestKeyFile(tmp.dir);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const digest = createDigester(parseKey32(readFileSync(file, 'utf8'), file, 'digest key'));
+      const reopened = openSqliteStore({ file: sqliteFile(tmp.dir) });
+      expect(await reopened.get('device_keys', digest('device_key', legacyKey))).toMatchObject({
+        key_id: 'dk_legacy000000002',
+        digest: 'keyed',
+      });
+      await reopened.close();
+      const again = await runNode(['maintenance', 'migrate-digests', '--data-dir', tmp.dir], {});
+      expect(JSON.parse(again.stdout)).toEqual({ scanned: 1, moved: 0 });
+      const pruned = await runNode(['maintenance', 'prune'], env);
+      expect(Object.keys(JSON.parse(pruned.stdout)).sort()).toEqual([
+        'device_enrollments',
+        'request_nonces',
+        'runs',
+      ]);
+      const missing = await runNode(
+        ['maintenance', 'migrate-digests', '--data-dir', `${tmp.dir}/none`],
+        {},
+      );
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/no store in/);
+    } finally {
+      tmp.remove();
+    }
   });
 });

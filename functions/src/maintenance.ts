@@ -5,8 +5,9 @@
  * store (and keyring), runs the job and closes them.
  */
 import { existsSync } from 'node:fs';
-import { openKeyring, openStore, sqliteFile } from './app.js';
+import { openDigestKey, openKeyring, openStore, sqliteFile } from './app.js';
 import { loadStorageConfig, type Env, type StorageConfig } from './config/config.js';
+import { migrateDigests, type DigestMigration } from './core/digest-migration.js';
 import { pruneExpired, type PruneCounts } from './core/prune.js';
 import { rewrapSecrets, RewrapStopped, type RewrapSummary } from './core/rewrap.js';
 import { systemClock } from './ports/clock.js';
@@ -75,6 +76,34 @@ export async function pruneStore(options: { env: Env; now?: () => number }): Pro
   try {
     return await pruneExpired({
       store,
+      clock: options.now === undefined ? systemClock : { now: options.now },
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Moves every device key and enrollment row of a store written before keyed digests to its
+ * keyed id (core/digest-migration.ts), creating the data dir's digest key file if there is none
+ * (with `AGENTPACK_DIGEST_KEY` set, that key is used). Needs no keyring or bridge key. Throws
+ * {@link MaintenanceError} when the configuration is bad or no store exists.
+ */
+export async function migrateDigestsStore(options: {
+  env: Env;
+  now?: () => number;
+}): Promise<DigestMigration> {
+  const { config, store } = await openExistingStore(options.env);
+  try {
+    let digestKey: Buffer;
+    try {
+      digestKey = await openDigestKey(config, store, true);
+    } catch (error) {
+      throw new MaintenanceError((error as Error).message);
+    }
+    return await migrateDigests({
+      store,
+      digestKey,
       clock: options.now === undefined ? systemClock : { now: options.now },
     });
   } finally {

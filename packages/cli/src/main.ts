@@ -2,7 +2,7 @@
  * The CLI, `agentpack-identity`: one dispatch table of command groups, each in its own file
  * under commands/ with its help beside its commands —
  *   keys, token   the operator's capability-token signing key and tokens (commands/tokens.ts)
- *   secrets       maintenance of the service's store (commands/maintenance.ts)
+ *   secrets, maintenance  jobs on the service's store (commands/maintenance.ts)
  *   device        an enrolled device's keys, enrollment, signed requests (commands/device.ts)
  *   run           ephemeral runs: spawn, and exec a command as a run (commands/run*.ts)
  *
@@ -11,7 +11,7 @@
  * exits with its command's code.
  */
 import { DEVICE } from './commands/device.js';
-import { SECRETS } from './commands/maintenance.js';
+import { MAINTENANCE, SECRETS } from './commands/maintenance.js';
 import { RUN } from './commands/run.js';
 import { KEYS, TOKEN } from './commands/tokens.js';
 import { CliError, NAME, usage, type CliIo, type CommandGroup } from './io.js';
@@ -26,6 +26,8 @@ usage:
   ${NAME} token mint --key FILE --sub AGENT --scope RPC[,RPC...] [--ttl SECONDS]
       [--iss ISSUER] [--aud AUDIENCE] [--register URL]
   ${NAME} secrets rewrap [--data-dir DIR] [--batch N] [--after ID]
+  ${NAME} maintenance prune [--data-dir DIR]
+  ${NAME} maintenance migrate-digests [--data-dir DIR]
   ${NAME} device keygen --out DIR
   ${NAME} device enroll --url URL --code CODE --keys DIR [--label LABEL]
   ${NAME} device request --url URL --keys DIR --path PATH [--body JSON] [--delegation ID]
@@ -41,6 +43,10 @@ commands:
                            public JWK
   token mint               sign a capability token with that key and print it
   secrets rewrap           re-wrap the data keys of stored secrets under the current primary key
+  maintenance prune        delete expired nonces, enrollments and runs from the store
+  maintenance migrate-digests
+                           move device keys and codes stored before keyed digests to their
+                           keyed ids
   device keygen            make a device's two private keys, print its public keys and
                            fingerprint
   device enroll            enroll the device with a one-time code, store its device key
@@ -59,6 +65,7 @@ export const GROUPS: Readonly<Record<string, CommandGroup>> = {
   keys: KEYS,
   token: TOKEN,
   secrets: SECRETS,
+  maintenance: MAINTENANCE,
   device: DEVICE,
   run: RUN,
 };

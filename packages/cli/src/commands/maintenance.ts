@@ -34,8 +34,25 @@ options:
   -h, --help       this help
 `,
   maintenance: `usage: ${NAME} maintenance prune [--data-dir DIR]
+       ${NAME} maintenance migrate-digests [--data-dir DIR]
 
-Run "${NAME} maintenance prune --help" for details.
+Run "${NAME} maintenance COMMAND --help" for details.
+`,
+  maintenanceMigrateDigests: `usage: ${NAME} maintenance migrate-digests [--data-dir DIR]
+
+Moves the device keys and enrollment codes of a store written before keyed digests to their
+keyed ids (HMAC-SHA-256 under the digest key), without knowing any key: until then, those keys
+and codes are refused like unknown ones. Uses AGENTPACK_DIGEST_KEY when set, else the data
+dir's digest-key file, which it creates (0600) if there is none. Each move is audited
+(digest.migrate). Safe to run twice (the second run moves nothing) and resumable.
+Opens the same store as the server from the environment: AGENTPACK_STORE (default sqlite),
+AGENTPACK_DATA_DIR, AGENTPACK_DIGEST_KEY. No bridge key or secrets key is needed.
+
+Prints one line of JSON: {"scanned", "moved"}.
+
+options:
+  --data-dir DIR   the embedded store's directory (default: $AGENTPACK_DATA_DIR, else ./.data)
+  -h, --help       this help
 `,
   maintenancePrune: `usage: ${NAME} maintenance prune [--data-dir DIR]
 
@@ -64,6 +81,7 @@ interface Maintenance {
     now?: () => number;
   }): Promise<unknown>;
   pruneStore(options: { env: CliIo['env']; now?: () => number }): Promise<unknown>;
+  migrateDigestsStore(options: { env: CliIo['env']; now?: () => number }): Promise<unknown>;
   MaintenanceError: new (...args: never[]) => Error;
   RewrapStopped: new (...args: never[]) => Error & { summary: { last_id: string | null } };
 }
@@ -116,23 +134,37 @@ export const SECRETS: CommandGroup = {
   commands: { rewrap: { help: HELP.secretsRewrap, run: secretsRewrap } },
 };
 
-async function maintenancePrune(args: readonly string[], io: CliIo): Promise<number> {
-  const opts = parseOptions(args, { values: ['data-dir'] });
-  const { pruneStore, MaintenanceError } = await loadMaintenance();
-  const env =
-    opts['data-dir'] === undefined ? io.env : { ...io.env, AGENTPACK_DATA_DIR: opts['data-dir'] };
-  try {
-    const counts = await pruneStore({ env, ...(io.now === undefined ? {} : { now: io.now }) });
-    io.stdout(`${JSON.stringify(counts)}\n`);
-    return 0;
-  } catch (error) {
-    if (error instanceof MaintenanceError) throw new CliError(error.message);
-    throw error;
-  }
+/** A maintenance job over the configured store that prints its summary as one JSON line. */
+function storeJob(
+  job: (m: Maintenance) => Maintenance['pruneStore'],
+): (args: readonly string[], io: CliIo) => Promise<number> {
+  return async (args, io) => {
+    const opts = parseOptions(args, { values: ['data-dir'] });
+    const maintenance = await loadMaintenance();
+    const env =
+      opts['data-dir'] === undefined ? io.env : { ...io.env, AGENTPACK_DATA_DIR: opts['data-dir'] };
+    try {
+      const summary = await job(maintenance)({
+        env,
+        ...(io.now === undefined ? {} : { now: io.now }),
+      });
+      io.stdout(`${JSON.stringify(summary)}\n`);
+      return 0;
+    } catch (error) {
+      if (error instanceof maintenance.MaintenanceError) throw new CliError(error.message);
+      throw error;
+    }
+  };
 }
 
 export const MAINTENANCE: CommandGroup = {
   help: HELP.maintenance,
   hint: 'maintenance prune',
-  commands: { prune: { help: HELP.maintenancePrune, run: maintenancePrune } },
+  commands: {
+    prune: { help: HELP.maintenancePrune, run: storeJob((m) => m.pruneStore) },
+    'migrate-digests': {
+      help: HELP.maintenanceMigrateDigests,
+      run: storeJob((m) => m.migrateDigestsStore),
+    },
+  },
 };
