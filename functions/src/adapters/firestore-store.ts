@@ -57,7 +57,8 @@ function toFirestoreQuery<C extends CollectionName>(
   collection: C,
   query: Query<C>,
 ): FirestoreQuery {
-  let q: FirestoreQuery = db.collection(collection).where(query.where[0], '==', query.where[1]);
+  let q: FirestoreQuery = db.collection(collection);
+  if (query.where !== undefined) q = q.where(query.where[0], '==', query.where[1]);
   if (query.after !== undefined) q = q.where(query.orderBy, '>', query.after);
   return q.orderBy(query.orderBy).limit(query.limit);
 }

@@ -99,25 +99,37 @@ class SqliteReader implements StoreReader {
   }
 
   async query<C extends CollectionName>(collection: C, query: Query<C>): Promise<Found<C>[]> {
-    const [field, value] = query.where;
+    const [field, value] = query.where ?? [undefined, undefined];
     const after = query.after !== undefined;
-    const key = `${collection}?${field}>${query.orderBy}${after ? '>' : ''}`;
+    const key = `${collection}?${field ?? ''}>${query.orderBy}${after ? '>' : ''}`;
     let stmt = this.finds.get(key);
     if (stmt === undefined) {
-      if (!(INDEXED_FIELDS[collection] as readonly string[]).includes(field)) {
+      if (
+        field !== undefined &&
+        !(INDEXED_FIELDS[collection] as readonly string[]).includes(field)
+      ) {
         throw new Error(`${collection}.${field} is not an indexed field`);
       }
       if (!(ORDER_FIELDS[collection] as readonly string[]).includes(query.orderBy)) {
         throw new Error(`${collection}.${query.orderBy} is not an order field`);
       }
       const order = `json_extract(data, '$.${query.orderBy}')`;
+      // Like Firestore, an ordered query leaves out documents without the order field.
+      const conditions = [`${order} IS NOT NULL`];
+      if (field !== undefined) conditions.push(`json_extract(data, '$.${field}') = ?`);
+      if (after) conditions.push(`${order} > ?`);
       stmt = this.db.prepare(
-        `SELECT id, data FROM ${collection} WHERE json_extract(data, '$.${field}') = ?` +
-          `${after ? ` AND ${order} > ?` : ''} ORDER BY ${order} LIMIT ?`,
+        `SELECT id, data FROM ${collection} WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ?`,
       );
       this.finds.set(key, stmt);
     }
-    const values: unknown[] = after ? [value, query.after, query.limit] : [value, query.limit];
+    // JSON true and false read back from json_extract as 1 and 0.
+    const bound = typeof value === 'boolean' ? Number(value) : value;
+    const values: unknown[] = [
+      ...(field === undefined ? [] : [bound]),
+      ...(after ? [query.after] : []),
+      query.limit,
+    ];
     const rows = stmt.all(...values) as { id: string; data: string }[];
     return rows.map((r) => ({ id: r.id, doc: JSON.parse(r.data) as Collections[C] }));
   }

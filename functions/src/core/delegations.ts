@@ -9,7 +9,7 @@ import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
-import { generateDelegationId } from './ids.js';
+import { generateDelegationId, listKey } from './ids.js';
 import {
   clampToMaker,
   credentialScope,
@@ -132,12 +132,15 @@ export async function createDelegation(
         max_active_per_agent: maxActive,
       });
     }
+    const delegationId = generateDelegationId();
+    const createdAt = rfc3339(nowMs);
     const doc: DelegationDoc = {
-      delegation_id: generateDelegationId(),
+      delegation_id: delegationId,
       from_agent: fromAgent,
       to_agent: to.agent_id,
       scope,
-      created_at: rfc3339(nowMs),
+      created_at: createdAt,
+      list_key: listKey(createdAt, delegationId),
       // Never past the credential that made it (a token's exp, a device key's end).
       expires_at: rfc3339(clampToMaker(principal, nowMs + input.ttl_seconds * 1000)!),
       revoked_at: null,

@@ -10,7 +10,7 @@ import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
-import { generateKeyId } from './ids.js';
+import { generateKeyId, listKey } from './ids.js';
 import { clampToMaker, type DevicePrincipal, type Principal } from './principal.js';
 import { revokeRunsOf } from './runs.js';
 import { readSetting } from './settings.js';
@@ -79,11 +79,13 @@ export async function issueDeviceKey(
     if (rotating !== null && (calling === null || !isActive(calling, nowMs))) {
       throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
     }
+    const keyId = generateKeyId();
     const doc: DeviceKeyDoc = {
-      key_id: generateKeyId(),
+      key_id: keyId,
       agent_id: agent.agent_id,
       label: input.label ?? null,
       created_at: at,
+      list_key: listKey(at, keyId),
       expires_at: expiryOf(
         clampToMaker(
           principal,

@@ -24,7 +24,7 @@ import type { CoreDeps } from './deps.js';
 import { actorOf, type AuditEvent } from './audit.js';
 import { isActive } from './device-keys.js';
 import { ApiError } from './errors.js';
-import { generateEnrollmentId, generateKeyId } from './ids.js';
+import { generateEnrollmentId, generateKeyId, listKey } from './ids.js';
 import type { Principal } from './principal.js';
 
 export const ENROLLMENT_TTL_DEFAULT_SECONDS = 600;
@@ -205,11 +205,13 @@ export async function enrollDevice(
       });
       return { mismatch: true };
     }
+    const keyId = generateKeyId();
     const doc: DeviceKeyDoc = {
-      key_id: generateKeyId(),
+      key_id: keyId,
       agent_id: agent.agent_id,
       label: input.label ?? enrollment.label,
       created_at: at,
+      list_key: listKey(at, keyId),
       expires_at: null,
       revoked_at: null,
       sealing_public_key: input.sealing_public_key,

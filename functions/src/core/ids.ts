@@ -35,3 +35,11 @@ export function generateEnrollmentId(): string {
 export function generateRunId(): string {
   return `run_${randomBytes(16).toString('base64url')}`;
 }
+
+/**
+ * The order of a document in a list: its creation time, then its unique id, so that documents
+ * created in the same millisecond still have one stable order and a cursor never skips one.
+ */
+export function listKey(createdAt: string, id: string): string {
+  return `${createdAt}|${id}`;
+}

@@ -29,7 +29,7 @@ import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
-import { generateRunId } from './ids.js';
+import { generateRunId, listKey } from './ids.js';
 import { clampToMaker, credentialScope, type AgentPrincipal, type Principal } from './principal.js';
 import { endRuns, type BatchAudit } from './run-tree.js';
 import { readSetting } from './settings.js';
@@ -182,6 +182,7 @@ export async function spawnRun(
       scope,
       public_key: input.public_key,
       created_at: rfc3339(nowMs),
+      list_key: listKey(rfc3339(nowMs), runId),
       expires_at: rfc3339(expiresMs),
       ended: null,
       ended_at: null,

@@ -21,6 +21,8 @@ export interface AgentDoc {
   disabled: boolean;
   created_at: string;
   updated_at: string;
+  /** Set once, by `/agents/retire`: the agent is gone for good and its id never comes back. */
+  retired_at?: string | null;
 }
 
 /**
@@ -42,6 +44,8 @@ export interface DeviceKeyDoc {
   sealing_public_key?: string | null;
   signing_public_key?: string | null;
   fingerprint?: string | null;
+  /** The list order: `created_at` + `|` + `key_id` (see {@link listKey}). */
+  list_key?: string;
   /**
    * `keyed`: the document id is the keyed digest of the key (core/digest.ts). Absent on rows
    * written before keyed digests: those authenticate nothing until `maintenance
@@ -88,6 +92,8 @@ export interface DelegationDoc {
   revoked_at: string | null;
   /** `from_agent` while unrevoked, null once revoked: the index of an agent's live delegations. */
   live_from_agent?: string | null;
+  /** The list order: `created_at` + `|` + `delegation_id`. */
+  list_key?: string;
 }
 
 /** An operator tunable: `settings/{key}`. Absent means the default from the allow-list. */
@@ -131,6 +137,8 @@ export interface SecretDoc {
   created_at: string;
   updated_at: string;
   versions: SecretVersionMeta[];
+  /** Shared secrets only (owner `_shared`): the agents granted to read it. */
+  readers?: string[];
 }
 
 /**
@@ -180,6 +188,8 @@ export interface RunDoc {
   spawned_by_key_id?: string | null;
   /** `agent_id` while the run has not ended, null once it has: the index of live runs. */
   live_agent_id?: string | null;
+  /** The list order: `created_at` + `|` + `run_id`. */
+  list_key?: string;
 }
 
 /** Every collection and the shape of its documents. */
@@ -203,16 +213,16 @@ export type CollectionName = keyof Collections;
  * (SQLite: an expression index; Firestore: the automatic single-field index).
  */
 export const INDEXED_FIELDS = {
-  agents: [],
+  agents: ['disabled'],
   device_keys: ['key_id', 'agent_id'],
-  delegations: ['from_agent', 'live_from_agent'],
+  delegations: ['from_agent', 'to_agent', 'live_from_agent'],
   settings: [],
   capability_tokens: ['sub'],
   secrets: ['agent_id'],
   secret_versions: [],
-  device_enrollments: [],
+  device_enrollments: ['agent_id'],
   request_nonces: [],
-  runs: ['root_run_id', 'public_key', 'live_agent_id', 'spawned_by_key_id'],
+  runs: ['root_run_id', 'public_key', 'agent_id', 'live_agent_id', 'spawned_by_key_id'],
 } as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
 
 export type IndexedField<C extends CollectionName> = (typeof INDEXED_FIELDS)[C][number];
@@ -221,20 +231,23 @@ export type IndexedField<C extends CollectionName> = (typeof INDEXED_FIELDS)[C][
  * Fields a query can be ordered (and keyset-paged) by. A paged walk orders by a field that is
  * unique per document (`run_id`, `delegation_id`), so "after the last one seen" never skips or
  * repeats a document whatever is added meanwhile; a count orders by a range field
- * (`expires_at`). Firestore needs a composite index per (filters, order) pair: each query the
- * core makes is declared in firestore.indexes.json.
+ * (`expires_at`); a list orders by `list_key` (creation time, then the unique id). A walk that
+ * must reach every document (retire, cascades) orders by a field every document has: Firestore
+ * leaves a document without the order field out of an ordered query. Firestore needs a
+ * composite index per (filters, order) pair: each query the core makes is declared in
+ * firestore.indexes.json.
  */
 export const ORDER_FIELDS = {
-  agents: [],
-  device_keys: [],
-  delegations: ['expires_at'],
+  agents: ['agent_id'],
+  device_keys: ['key_id', 'list_key'],
+  delegations: ['delegation_id', 'expires_at', 'list_key'],
   settings: [],
   capability_tokens: [],
-  secrets: [],
+  secrets: ['name'],
   secret_versions: [],
-  device_enrollments: [],
+  device_enrollments: ['enrollment_id'],
   request_nonces: [],
-  runs: ['run_id', 'expires_at'],
+  runs: ['run_id', 'expires_at', 'list_key'],
 } as const satisfies { [C in CollectionName]: readonly (keyof Collections[C] & string)[] };
 
 export type OrderField<C extends CollectionName> = (typeof ORDER_FIELDS)[C][number];
@@ -271,13 +284,13 @@ export type ExpiringCollection = keyof typeof EXPIRING;
 export const PRUNE_LIMIT_MAX = 500;
 
 /**
- * An ordered query: the `where` field equals its value, the documents come ordered by
- * `orderBy`, strictly after `after` when given. One equality only: it keeps every query within
- * what each Firestore backend we test on answers (and one composite index per query); a
+ * An ordered query: the `where` field (if any) equals its value, the documents come ordered by
+ * `orderBy`, strictly after `after` when given. One equality at most: it keeps every query
+ * within what each Firestore backend we test on answers (and one composite index per query); a
  * condition on a second field is kept as a field of its own (`live_agent_id`).
  */
 export interface Query<C extends CollectionName> {
-  where: readonly [field: IndexedField<C>, value: string];
+  where?: readonly [field: IndexedField<C>, value: string | boolean];
   orderBy: OrderField<C>;
   after?: string;
   limit: number;
