@@ -35,9 +35,9 @@ describe('/secrets/resolve', () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       values: [
-        { ref: refs[0], version: 1, value: 'pw-a' },
-        { ref: refs[1], version: 1, value: 'sk-a-1' },
-        { ref: refs[2], version: 2, value: 'sk-a-2' },
+        { ref: refs[0], version: 1, source: 'agent', value: 'pw-a' },
+        { ref: refs[1], version: 1, source: 'agent', value: 'sk-a-1' },
+        { ref: refs[2], version: 2, source: 'agent', value: 'sk-a-2' },
       ],
     });
     const audited = (await svc.store.auditEvents(100)).filter((e) => e.action === 'secret.resolve');

@@ -104,7 +104,9 @@ describe('a delegated /secrets/resolve acts for the delegator only (finding 7)',
     );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      values: [{ ref: ref('agent-a', 'openai_key'), version: 1, value: 'sk-alice' }],
+      values: [
+        { ref: ref('agent-a', 'openai_key'), version: 1, source: 'agent', value: 'sk-alice' },
+      ],
     });
     const reads = (await svc.store.auditEvents(500)).filter((e) => e.action === 'secret.resolve');
     expect(reads).toHaveLength(1);

@@ -1,37 +1,63 @@
 /**
- * Secret references: `agentpack.secret://<agent_id>/<name>[#<version>]`, resolved under the
- * caller's identity. Each reference needs the right to `secrets/get` that secret: the caller's
- * own agent (within its token's scope, if it is a token) on an undelegated call; on a delegated
- * call the delegator of the delegation it presents, only (within the delegation's scope, and the
- * token's). One reference that cannot be resolved fails the whole call with its index and
- * reason: fail closed, never passed through.
+ * Secret references: `agentpack.secret://<owner>/<name>[#<version>]`, the owner an agent id or
+ * `_shared`, resolved under the caller's identity. Each reference needs the right to
+ * `secrets/get` that secret: the caller's own agent (within its token's scope, if it is a
+ * token) on an undelegated call; on a delegated call the delegator of the delegation it
+ * presents, only (within the delegation's scope, and the token's); and a shared secret granted
+ * to that same agent. One reference that cannot be resolved fails the whole call with its index
+ * and reason: fail closed, never passed through.
+ *
+ * `fallback: "shared"`: a ref to the acting agent's own secret, without a version, whose current
+ * version cannot be read (never written, deleted or destroyed) resolves from the shared secret
+ * of the same name instead, when that one is granted, in scope and readable. The agent's own
+ * secret always wins. A ref with `#<version>` names one exact version and never falls back.
+ * Every answer says where the value came from: `source: "agent"` or `"shared"` (always, with
+ * or without a fallback, so a reader never has to know which mode was asked).
  */
-import { parseSecretRef, scopeAllows } from '@agentpack-identity/protocol';
+import { parseSecretRef, scopeAllows, sharedSecretResource } from '@agentpack-identity/protocol';
+import { SHARED_OWNER, type SecretRef } from '@agentpack-identity/protocol';
+import type { SecretVersionDoc } from '../ports/store.js';
 import { ApiError } from './errors.js';
 import { actingAgentOf, credentialScope, type AgentPrincipal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
-import { readVersions, SecretReadError, type SecretsDeps } from './secrets.js';
+import { deliverVersions, locateVersion, type SecretsDeps } from './secrets.js';
 
 /** A scope entry for `secrets/get` or `secrets/resolve` (either, narrowed or not) allows a read. */
-function allowsRead(scope: readonly string[], name: string): boolean {
-  return scopeAllows(scope, 'secrets/get', name) || scopeAllows(scope, 'secrets/resolve', name);
+function allowsRead(scope: readonly string[], resource: string): boolean {
+  return (
+    scopeAllows(scope, 'secrets/get', resource) || scopeAllows(scope, 'secrets/resolve', resource)
+  );
 }
 
 /**
- * True when `principal` may read `agentId`'s secret `name` (the right to `secrets/get`): the
+ * True when `principal` may read the secret `name` of `owner` (the right to `secrets/get`): the
  * one decision of every reference. Policy: a call reads only for the agent it acts for
  * ({@link actingAgentOf}, as every other secrets route) — its own agent, or on a delegated call
  * the delegator and nobody else, not even the delegate itself (its own secrets need its own,
  * undelegated request, so a delegation never widens what a call reads, nor audits the
  * delegate's reads as done for the delegator) — within its credential's scope and, when
  * delegated, the delegation's.
+ *
+ * A shared secret (`owner` `_shared`) is checked as the resource `_shared/<name>`: only
+ * `secrets/get:_shared/<name>` (or `secrets/resolve:…`) or an un-narrowed entry names it, never
+ * the agent's own `secrets/get:<name>`. Whether the acting agent is granted it is decided where
+ * it is read ({@link locateVersion}), with the same answer as a secret that does not exist.
+ *
+ * Delegated reads of shared secrets: a delegation acts for the delegator, so a delegate reads a
+ * shared secret granted to the DELEGATOR (never one granted to itself) when the delegation's
+ * scope allows it, exactly as it reads the delegator's own secrets. Why allowed rather than
+ * refused: the delegator can read the value itself and hand it over anyway; the delegation is
+ * the audited, revocable, scoped way of doing so, and an operator who wants a shared secret
+ * out of a delegation's reach simply does not see it named (an un-narrowed `secrets/get`
+ * delegation reads everything the delegator reads — that is what un-narrowed means).
  */
-export function mayRead(principal: AgentPrincipal, agentId: string, name: string): boolean {
-  if (agentId !== actingAgentOf(principal)) return false;
+export function mayRead(principal: AgentPrincipal, owner: string, name: string): boolean {
+  if (owner !== actingAgentOf(principal) && owner !== SHARED_OWNER) return false;
+  const resource = owner === SHARED_OWNER ? sharedSecretResource(name) : name;
   const own = credentialScope(principal);
-  if (own !== null && !allowsRead(own, name)) return false;
+  if (own !== null && !allowsRead(own, resource)) return false;
   const delegation = principal.delegation;
-  return delegation === undefined || allowsRead(delegation.scope, name);
+  return delegation === undefined || allowsRead(delegation.scope, resource);
 }
 
 function refused(
@@ -48,34 +74,71 @@ function refused(
   return new ApiError(status, message, { index, reason });
 }
 
+/** Where a resolved value came from. */
+export type SecretSource = 'agent' | 'shared';
+
+/** One reference, checked: what it reads, and the shared read that may stand in for it. */
+interface Plan {
+  read: SecretRef;
+  fallback: SecretRef | null;
+}
+
 /** Resolves every reference, in order, or none. */
 export async function resolveSecretRefs(
   deps: SecretsDeps,
   principal: AgentPrincipal,
   refs: readonly string[],
-  seal = false,
+  options: { seal?: boolean; fallback?: 'shared' | null } = {},
 ): Promise<{
-  values: Array<{ ref: string; version: number } & ({ value: string } | { sealed: string })>;
+  values: Array<
+    { ref: string; version: number; source: SecretSource } & (
+      { value: string } | { sealed: string }
+    )
+  >;
 }> {
-  const delivery = await chooseDelivery(deps.store, principal, seal);
-  const reads = refs.map((ref, index) => {
+  const delivery = await chooseDelivery(deps.store, principal, options.seal === true);
+  const acting = actingAgentOf(principal);
+  // Every ref is checked before anything is read: a refused call reads and audits nothing.
+  const plans = refs.map((ref, index): Plan => {
     const read = parseSecretRef(ref);
     if (read === null) throw refused(index, 'malformed', 'invalid_argument');
     if (!mayRead(principal, read.agent_id, read.name))
       throw refused(index, 'permission_denied', 'permission_denied');
-    return read;
+    const shared = { agent_id: SHARED_OWNER, name: read.name };
+    const fallback =
+      options.fallback === 'shared' &&
+      read.agent_id === acting &&
+      read.version === undefined &&
+      mayRead(principal, SHARED_OWNER, read.name)
+        ? shared
+        : null;
+    return { read, fallback };
   });
-  try {
-    const values = await readVersions(deps, principal, 'secret.resolve', reads);
-    return {
-      values: values.map((v, k) => ({
-        ref: refs[k]!,
-        version: v.version,
-        ...deliver(delivery, v.value),
-      })),
-    };
-  } catch (error) {
-    if (error instanceof SecretReadError) throw refused(error.index, error.reason, 'not_found');
-    throw error;
+  const docs: SecretVersionDoc[] = [];
+  const sources: SecretSource[] = [];
+  for (const [index, plan] of plans.entries()) {
+    let found = await locateVersion(deps.store, acting, plan.read);
+    let source: SecretSource = plan.read.agent_id === SHARED_OWNER ? 'shared' : 'agent';
+    if ('reason' in found && plan.fallback !== null) {
+      const standIn = await locateVersion(deps.store, acting, plan.fallback);
+      // No usable shared secret either: the answer is the agent's own (never a hint about
+      // whether a shared one exists).
+      if ('doc' in standIn) {
+        found = standIn;
+        source = 'shared';
+      }
+    }
+    if ('reason' in found) throw refused(index, found.reason, 'not_found');
+    docs.push(found.doc);
+    sources.push(source);
   }
+  const values = await deliverVersions(deps, principal, 'secret.resolve', docs);
+  return {
+    values: values.map((v, k) => ({
+      ref: refs[k]!,
+      version: v.version,
+      source: sources[k]!,
+      ...deliver(delivery, v.value),
+    })),
+  };
 }

@@ -9,15 +9,28 @@
  * version never lowers it. So `cas: n` must name that number even when version n is deleted,
  * and `cas: 0` ("only if absent") fails for a secret whose versions are all deleted: it still
  * exists, with its history.
+ *
+ * Who acts on whose secrets ({@link SecretsCall}): an agent-bound caller manages the secrets of
+ * the agent it acts for; the bridge key (operators) those of the agent it names, or the shared
+ * secrets (owner `_shared`), write-only: no bridge-key path reads a value (the route table
+ * leaves the bridge out of `/secrets/get` and `/secrets/resolve`). Reads are always made by an
+ * agent-bound caller ({@link getSecret}, {@link readVersions}).
  */
+import { SHARED_OWNER } from '@agentpack-identity/protocol';
 import type { Keyring } from '../ports/keyring.js';
 import { rfc3339 } from '../ports/clock.js';
-import type { SecretDoc, SecretVersionDoc, SecretVersionMeta, Tx } from '../ports/store.js';
+import type {
+  SecretDoc,
+  SecretVersionDoc,
+  SecretVersionMeta,
+  StoreReader,
+  Tx,
+} from '../ports/store.js';
 import type { CoreDeps } from './deps.js';
-import { actorOf, type AuditAction } from './audit.js';
+import { actorOf, type AuditAction, type AuditTarget } from './audit.js';
 import { openValue, recordAad, sealValue, type SealedValue } from './envelope.js';
 import { ApiError } from './errors.js';
-import { actingAgentOf, type AgentPrincipal } from './principal.js';
+import { actingAgentOf, type AgentPrincipal, type Principal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
 import { readSetting } from './settings.js';
 
@@ -38,6 +51,52 @@ export function secretId(agentId: string, name: string): string {
 
 export function versionId(agentId: string, name: string, version: number): string {
   return `${agentId}:${name}:${version}`;
+}
+
+/**
+ * A call that manages secrets: whose (`owner`, an agent id or `_shared`) and who makes it
+ * (`actor`, the audit's actor). Built by the routes with `actingAgent`: an agent-bound caller's
+ * owner is always the agent it acts for ({@link actingAgentOf}); only the bridge key names
+ * another owner.
+ */
+export interface SecretsCall {
+  owner: string;
+  actor: Principal;
+}
+
+/**
+ * The one check of a secrets owner, before anything is written or read. Policy: the bridge key
+ * provisions any agent that exists (404 otherwise) and is enabled — a disabled or retired agent
+ * is acted for by nobody, as for every other credential (403) — and the shared secrets. An
+ * agent-bound caller's agent was checked enabled by the auth layer on this very request; it
+ * can only ever name that agent.
+ */
+async function checkOwner(reader: StoreReader, call: SecretsCall): Promise<void> {
+  if (call.actor.kind !== 'bridge') {
+    if (call.owner !== actingAgentOf(call.actor)) {
+      throw new Error('an agent-bound caller named an owner other than its acting agent');
+    }
+    return;
+  }
+  if (call.owner === SHARED_OWNER) return;
+  const agent = await reader.get('agents', call.owner);
+  if (agent === null) throw new ApiError('not_found', 'no such agent', { agent_id: call.owner });
+  if (agent.disabled) {
+    throw new ApiError('permission_denied', 'the agent is disabled', { agent_id: call.owner });
+  }
+}
+
+/**
+ * The audit target of a secret: `{agent_id, secret}` for an agent's own, `{secret:
+ * "_shared:<name>"}` for a shared one (whose reader is the event's actor).
+ */
+export function secretTarget(owner: string, name: string, version?: number): AuditTarget {
+  return {
+    ...(owner === SHARED_OWNER
+      ? { secret: secretId(owner, name) }
+      : { agent_id: owner, secret: name }),
+    ...(version === undefined ? {} : { version }),
+  };
 }
 
 /** Why a version cannot be read; `details.reason` of the 404. */
@@ -76,17 +135,16 @@ function sealedOf(doc: SecretVersionDoc): SealedValue {
 function audit(
   tx: Tx,
   deps: CoreDeps,
-  principal: AgentPrincipal,
+  call: SecretsCall,
   action: AuditAction,
-  agentId: string,
   name: string,
   version?: number,
 ): void {
   tx.audit({
     category: 'secrets',
     action,
-    actor: actorOf(principal),
-    target: { agent_id: agentId, secret: name, ...(version === undefined ? {} : { version }) },
+    actor: actorOf(call.actor),
+    target: secretTarget(call.owner, name, version),
     at: rfc3339(deps.clock.now()),
   });
 }
@@ -102,7 +160,7 @@ function audit(
  */
 export async function putSecret(
   deps: SecretsDeps,
-  principal: AgentPrincipal,
+  call: SecretsCall,
   input: { name: string; value: string; cas?: number | undefined },
 ): Promise<{ name: string; version: number; created_at: string }> {
   if (Buffer.byteLength(input.value, 'utf8') > MAX_SECRET_VALUE_BYTES) {
@@ -111,7 +169,7 @@ export async function putSecret(
       max_bytes: MAX_SECRET_VALUE_BYTES,
     });
   }
-  const agentId = actingAgentOf(principal);
+  const agentId = call.owner;
   const id = secretId(agentId, input.name);
   const seal = (version: number) =>
     sealValue(deps.keyring, input.value, recordAad(agentId, input.name, version));
@@ -123,14 +181,16 @@ export async function putSecret(
     }
   };
 
+  await checkOwner(deps.store, call); // fail fast, before any call to the key service
   const before = await deps.store.get('secrets', id);
-  checkCas(before?.current_version ?? 0); // fail fast, before any call to the key service
+  checkCas(before?.current_version ?? 0);
   let version = (before?.current_version ?? 0) + 1;
   let sealed = await seal(version);
   type Outcome =
     { retryWith: number } | { done: { name: string; version: number; created_at: string } };
   for (;;) {
     const outcome = await deps.store.transact(async (tx): Promise<Outcome> => {
+      await checkOwner(tx, call); // again in the transaction: a disable in between wins
       const meta = await tx.get('secrets', id);
       const maxVersions = await readSetting(tx, 'secrets.max_versions');
       const current = meta?.current_version ?? 0;
@@ -156,12 +216,14 @@ export async function putSecret(
         created_at: meta?.created_at ?? at,
         updated_at: at,
         versions: kept,
+        // A shared secret keeps its grants across writes.
+        ...(meta?.readers === undefined ? {} : { readers: meta.readers }),
       });
-      audit(tx, deps, principal, 'secret.put', agentId, input.name, version);
+      audit(tx, deps, call, 'secret.put', input.name, version);
       for (const old of pruned) {
         if (!old.destroyed)
           tx.delete('secret_versions', versionId(agentId, input.name, old.version));
-        audit(tx, deps, principal, 'secret.prune', agentId, input.name, old.version);
+        audit(tx, deps, call, 'secret.prune', input.name, old.version);
       }
       return { done: { name: input.name, version, created_at: at } };
     });
@@ -172,29 +234,40 @@ export async function putSecret(
 }
 
 /**
- * Reads a version (default: the current one) and decrypts it. A version that was never
- * written, was pruned, is deleted or destroyed: 404 with `details.reason`.
+ * Reads a version (default: the current one) and decrypts it, for the agent the call acts for:
+ * its own secret, or with `owner: "_shared"` the shared secret of that name when the agent is
+ * granted it (not granted reads exactly as not found). A version that was never written, was
+ * pruned, is deleted or destroyed: 404 with `details.reason`.
  */
 export async function getSecret(
   deps: SecretsDeps,
   principal: AgentPrincipal,
-  input: { name: string; version?: number | undefined; seal?: boolean | undefined },
+  input: {
+    name: string;
+    version?: number | undefined;
+    seal?: boolean | undefined;
+    owner?: typeof SHARED_OWNER | undefined;
+  },
 ): Promise<
-  { name: string; version: number; created_at: string } & ({ value: string } | { sealed: string })
+  { name: string; version: number; created_at: string; owner?: typeof SHARED_OWNER } & (
+    { value: string } | { sealed: string }
+  )
 > {
   const delivery = await chooseDelivery(deps.store, principal, input.seal === true);
+  const owner = input.owner ?? actingAgentOf(principal);
   const [resolved] = await readVersions(deps, principal, 'secret.get', [
-    { agent_id: actingAgentOf(principal), name: input.name, version: input.version },
+    { agent_id: owner, name: input.name, version: input.version },
   ]);
   return {
     name: input.name,
+    ...(owner === SHARED_OWNER ? { owner: SHARED_OWNER } : {}),
     version: resolved!.version,
     ...deliver(delivery, resolved!.value),
     created_at: resolved!.created_at,
   };
 }
 
-/** One secret to read: an agent's secret by name, at a version or the current one. */
+/** One secret to read: by owner (an agent id, or `_shared`) and name, at a version or the current one. */
 export interface SecretRead {
   agent_id: string;
   name: string;
@@ -212,43 +285,54 @@ export class SecretReadError extends Error {
   }
 }
 
+/** The version a read names, found readable; or why it cannot be read. */
+export type LocatedVersion =
+  { doc: SecretVersionDoc } | { reason: VersionUnavailable; version: number | undefined };
+
 /**
- * Reads several versions, all or nothing, records each read in the audit, then decrypts.
- * Authorization is the caller's job: this only reads what it is told to.
+ * Finds the version a read names, as seen by `readerAgent` (the agent the call acts for), from
+ * committed state; reads nothing else and records nothing. Policy (shared secrets): a shared
+ * secret exists for an agent only while the agent is among its `readers` — every read of one
+ * goes through here, so not granted and not found are one and the same answer, and nobody
+ * learns that a shared secret exists, or its state, without a grant. Authorization by scope is
+ * the caller's job.
  */
-export async function readVersions(
+export async function locateVersion(
+  reader: StoreReader,
+  readerAgent: string,
+  read: SecretRead,
+): Promise<LocatedVersion> {
+  const stored = await reader.get('secrets', secretId(read.agent_id, read.name));
+  const granted = read.agent_id !== SHARED_OWNER || (stored?.readers ?? []).includes(readerAgent);
+  const meta = granted ? stored : null;
+  const version = read.version ?? meta?.current_version;
+  const reason = unavailable(meta, version);
+  const doc =
+    reason === null
+      ? await reader.get('secret_versions', versionId(read.agent_id, read.name, version!))
+      : null;
+  // A version destroyed or pruned between the two reads is simply gone: not_found.
+  if (doc === null) return { reason: reason ?? 'not_found', version: read.version ?? version };
+  return { doc };
+}
+
+/**
+ * Records a read of each version in the audit (the reading principal as actor), then decrypts
+ * them. Fail closed: no value leaves unless its audit row is committed.
+ */
+export async function deliverVersions(
   deps: SecretsDeps,
   principal: AgentPrincipal,
   action: 'secret.get' | 'secret.resolve',
-  reads: readonly SecretRead[],
+  docs: readonly SecretVersionDoc[],
 ): Promise<Array<{ version: number; value: string; created_at: string }>> {
-  // Reads change nothing, so they need no write transaction: read committed state, then record
-  // every read (fail closed: no value leaves unless its audit row is committed).
-  const docs: SecretVersionDoc[] = [];
-  for (const [index, read] of reads.entries()) {
-    const meta = await deps.store.get('secrets', secretId(read.agent_id, read.name));
-    const version = read.version ?? meta?.current_version;
-    const reason = unavailable(meta, version);
-    const doc =
-      reason === null
-        ? await deps.store.get('secret_versions', versionId(read.agent_id, read.name, version!))
-        : null;
-    if (doc === null) {
-      // A version destroyed or pruned between the two reads is simply gone: not_found.
-      if (action === 'secret.get') {
-        throw notFound(read.name, read.version ?? version, reason ?? 'not_found');
-      }
-      throw new SecretReadError(index, reason ?? 'not_found', read.version ?? version);
-    }
-    docs.push(doc);
-  }
   const at = rfc3339(deps.clock.now());
   await deps.store.appendAudit(
     docs.map((doc) => ({
       category: 'secrets',
       action,
       actor: actorOf(principal),
-      target: { agent_id: doc.agent_id, secret: doc.name, version: doc.version },
+      target: secretTarget(doc.agent_id, doc.name, doc.version),
       at,
     })),
   );
@@ -265,14 +349,40 @@ export async function readVersions(
   );
 }
 
+/**
+ * Reads several versions, all or nothing, records each read in the audit, then decrypts.
+ * Authorization by scope is the caller's job: this only reads what it is told to (and a shared
+ * secret only when the acting agent is granted it, see {@link locateVersion}).
+ */
+export async function readVersions(
+  deps: SecretsDeps,
+  principal: AgentPrincipal,
+  action: 'secret.get' | 'secret.resolve',
+  reads: readonly SecretRead[],
+): Promise<Array<{ version: number; value: string; created_at: string }>> {
+  // Reads change nothing, so they need no write transaction: read committed state, then record
+  // every read.
+  const docs: SecretVersionDoc[] = [];
+  for (const [index, read] of reads.entries()) {
+    const found = await locateVersion(deps.store, actingAgentOf(principal), read);
+    if ('reason' in found) {
+      if (action === 'secret.get') throw notFound(read.name, found.version, found.reason);
+      throw new SecretReadError(index, found.reason, found.version);
+    }
+    docs.push(found.doc);
+  }
+  return deliverVersions(deps, principal, action, docs);
+}
+
 /** An agent's secrets: names and metadata, never values, sorted by name. */
 export async function listSecrets(
   deps: CoreDeps,
-  principal: AgentPrincipal,
+  call: SecretsCall,
 ): Promise<{
   secrets: Array<{ name: string; current_version: number; created_at: string; updated_at: string }>;
 }> {
-  const agentId = actingAgentOf(principal);
+  await checkOwner(deps.store, call);
+  const agentId = call.owner;
   const found = await deps.store.find('secrets', 'agent_id', agentId, MAX_LISTED_SECRETS);
   const secrets = found
     .map(({ doc }) => ({
@@ -285,10 +395,13 @@ export async function listSecrets(
   return { secrets };
 }
 
-/** One secret's metadata: every kept version's state, never a value. */
+/**
+ * One secret's metadata: every kept version's state, never a value; for a shared secret (only
+ * the bridge key manages those) also its `readers`.
+ */
 export async function secretMetadata(
   deps: CoreDeps,
-  principal: AgentPrincipal,
+  call: SecretsCall,
   name: string,
 ): Promise<{
   name: string;
@@ -297,9 +410,10 @@ export async function secretMetadata(
   created_at: string;
   updated_at: string;
   versions: SecretVersionMeta[];
+  readers?: string[];
 }> {
-  const agentId = actingAgentOf(principal);
-  const meta = await deps.store.get('secrets', secretId(agentId, name));
+  await checkOwner(deps.store, call);
+  const meta = await deps.store.get('secrets', secretId(call.owner, name));
   if (meta === null) throw new ApiError('not_found', 'no such secret', { name });
   return {
     name,
@@ -308,6 +422,7 @@ export async function secretMetadata(
     created_at: meta.created_at,
     updated_at: meta.updated_at,
     versions: meta.versions.map((v) => ({ ...v })),
+    ...(call.owner === SHARED_OWNER ? { readers: [...(meta.readers ?? [])] } : {}),
   };
 }
 
@@ -321,13 +436,14 @@ type VersionChange = 'delete' | 'undelete' | 'destroy';
  */
 export async function changeVersions(
   deps: CoreDeps,
-  principal: AgentPrincipal,
+  call: SecretsCall,
   change: VersionChange,
   input: { name: string; versions?: number[] | undefined },
 ): Promise<{ name: string; versions: number[] }> {
-  const agentId = actingAgentOf(principal);
+  const agentId = call.owner;
   const id = secretId(agentId, input.name);
   return deps.store.transact(async (tx) => {
+    await checkOwner(tx, call);
     const meta = await tx.get('secrets', id);
     if (meta === null) throw new ApiError('not_found', 'no such secret', { name: input.name });
     const wanted = [...new Set(input.versions ?? [meta.current_version])].sort((a, b) => a - b);
@@ -360,8 +476,7 @@ export async function changeVersions(
     }
     if (changed.length > 0) {
       tx.set('secrets', id, { ...meta, updated_at: at, versions });
-      for (const number of changed)
-        audit(tx, deps, principal, `secret.${change}`, agentId, input.name, number);
+      for (const number of changed) audit(tx, deps, call, `secret.${change}`, input.name, number);
     }
     return { name: input.name, versions: wanted };
   });

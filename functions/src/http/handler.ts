@@ -72,6 +72,9 @@ function checkPolicy(route: Route, principal: Principal | null): void {
   if (principal === null) throw new ApiError('unauthenticated', 'this route needs a credential');
   const kind = callerKind(principal);
   if (!route.policy.includes(kind)) {
+    const why = route.refusals?.[kind];
+    if (why !== undefined)
+      throw new ApiError('permission_denied', why.message, { reason: why.reason });
     throw new ApiError(
       'permission_denied',
       kind === 'delegated'

@@ -30,6 +30,8 @@ export type AuditAction =
   | 'secret.resolve'
   | 'secret.prune'
   | 'secret.rewrap'
+  | 'secret.grant'
+  | 'secret.ungrant'
   | 'run.spawn'
   | 'run.complete'
   | 'run.revoke'

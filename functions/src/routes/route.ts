@@ -27,6 +27,12 @@ export interface AppDeps extends AuthDeps {
  */
 export type RoutePolicy = 'public' | 'enrollment-code' | readonly [CallerKind, ...CallerKind[]];
 
+/**
+ * Why a caller kind a policy leaves out is refused, when the route has more to say than the
+ * generic 403: the message and `details.reason` of that refusal (the policy still decides).
+ */
+export type CallerRefusals = Partial<Record<CallerKind, { reason: string; message: string }>>;
+
 /** True when the route's policy takes no header credential. */
 export function takesNoCredential(policy: RoutePolicy): policy is 'public' | 'enrollment-code' {
   return policy === 'public' || policy === 'enrollment-code';
@@ -40,6 +46,8 @@ export interface RouteSpec<S extends z.ZodType> {
   /** The RPC name used in scopes and logs, e.g. `agents/get`. */
   rpc: string;
   policy: RoutePolicy;
+  /** The explanation of a refusal by the policy, per caller kind it leaves out. */
+  refusals?: CallerRefusals;
   /**
    * True when the route acts for one agent. Its body may carry `agent_id`: for a caller bound
    * to an agent it is ignored and replaced by the credential's agent; the bridge key names the
@@ -83,6 +91,7 @@ export interface Route {
   match: 'exact' | 'prefix';
   rpc: string;
   policy: RoutePolicy;
+  refusals?: CallerRefusals;
   agentScoped: boolean;
   scopeCheck: 'core' | 'handler';
   status: 200 | 201;
@@ -100,6 +109,7 @@ export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
     match: spec.match ?? 'exact',
     rpc: spec.rpc,
     policy: spec.policy,
+    ...(spec.refusals === undefined ? {} : { refusals: spec.refusals }),
     agentScoped: spec.agentScoped,
     scopeCheck: spec.scopeCheck ?? 'core',
     status: spec.status,

@@ -1,12 +1,26 @@
-/** Routes under /secrets: an agent's own versioned, encrypted secrets. */
+/**
+ * Routes under /secrets: an agent's own versioned, encrypted secrets, provisioned write-only by
+ * operators, and the project's shared secrets.
+ *
+ * Policy — operators provision, agents read. The bridge key (with `agent_id`: an agent, or
+ * `_shared` for the shared secrets) may put, list, inspect, delete, undelete and destroy, and
+ * grant shared secrets; it is never given a value: `/secrets/get` and `/secrets/resolve` do not
+ * list it (403 `write_only`). This is stricter than Vault, where an admin token reads every
+ * secret: a leaked or misused bridge key can overwrite or destroy a secret — both audited — but
+ * never exfiltrate one. Only the agent a secret belongs to (or a delegate within scope, or an
+ * agent granted a shared secret) reads it.
+ */
 import {
+  SHARED_OWNER,
   secretsChangeRequest,
   secretsDestroyRequest,
   secretsGetRequest,
+  secretsGrantRequest,
   secretsListRequest,
   secretsMetadataRequest,
   secretsPutRequest,
   secretsResolveRequest,
+  sharedSecretResource,
 } from '@agentpack-identity/protocol';
 import { resolveSecretRefs } from '../core/secret-refs.js';
 import {
@@ -15,11 +29,19 @@ import {
   listSecrets,
   putSecret,
   secretMetadata,
+  type SecretsCall,
 } from '../core/secrets.js';
-import type { CallerKind } from '../core/principal.js';
-import { agentPrincipal, defineRoute } from './route.js';
+import { changeGrants } from '../core/shared-secrets.js';
+import type { CallerKind, Principal } from '../core/principal.js';
+import {
+  actingAgent,
+  agentPrincipal,
+  defineRoute,
+  requirePrincipal,
+  type CallerRefusals,
+} from './route.js';
 
-/** Every secrets RPC acts for one agent: its device key, a token, a run, or a delegation in scope. */
+/** The reads: one agent's credential — its device key, a token, a run, or a delegation in scope. */
 const AGENT_CALLERS = [
   'device',
   'token',
@@ -27,29 +49,55 @@ const AGENT_CALLERS = [
   'delegated',
 ] as const satisfies readonly CallerKind[];
 
+/** The writes and inspections: the agent's own callers, and the bridge key (write-only). */
+const PROVISIONING_CALLERS = ['bridge', ...AGENT_CALLERS] as const satisfies readonly CallerKind[];
+
+/** Why the bridge key is refused by the reads: it never reads a value. */
+const WRITE_ONLY: CallerRefusals = {
+  bridge: {
+    reason: 'write_only',
+    message:
+      "the bridge key provisions secrets but never reads a value: read with the agent's own credential",
+  },
+};
+
+/**
+ * Whose secrets a call manages and who makes it: the agent it acts for ({@link actingAgent}:
+ * the credential's agent, the delegator; the bridge must name one with `agent_id`).
+ */
+function callOf(principal: Principal | null, agentId: string | undefined): SecretsCall {
+  return { owner: actingAgent(principal, agentId), actor: requirePrincipal(principal) };
+}
+
 /** POST /secrets/put: a new version; `cas` guards against lost updates. */
 export const secretsPut = defineRoute({
   method: 'POST',
   path: '/secrets/put',
   rpc: 'secrets/put',
-  policy: AGENT_CALLERS,
+  policy: PROVISIONING_CALLERS,
   agentScoped: true,
   status: 200,
   input: secretsPutRequest,
   resource: (input) => input.name,
-  handle: ({ deps, principal, input }) => putSecret(deps, agentPrincipal(principal), input),
+  handle: ({ deps, principal, input }) => putSecret(deps, callOf(principal, input.agent_id), input),
 });
 
-/** POST /secrets/get: the current version, or the one asked for. */
+/**
+ * POST /secrets/get: the current version, or the one asked for; with `owner: "_shared"` the
+ * shared secret of that name, if granted to the agent the call acts for (scope resource
+ * `_shared/<name>`). Never the bridge key.
+ */
 export const secretsGet = defineRoute({
   method: 'POST',
   path: '/secrets/get',
   rpc: 'secrets/get',
   policy: AGENT_CALLERS,
+  refusals: WRITE_ONLY,
   agentScoped: true,
   status: 200,
   input: secretsGetRequest,
-  resource: (input) => input.name,
+  resource: (input) =>
+    input.owner === SHARED_OWNER ? sharedSecretResource(input.name) : input.name,
   handle: ({ deps, principal, input }) => getSecret(deps, agentPrincipal(principal), input),
 });
 
@@ -58,25 +106,25 @@ export const secretsList = defineRoute({
   method: 'POST',
   path: '/secrets/list',
   rpc: 'secrets/list',
-  policy: AGENT_CALLERS,
+  policy: PROVISIONING_CALLERS,
   agentScoped: true,
   status: 200,
   input: secretsListRequest,
-  handle: ({ deps, principal }) => listSecrets(deps, agentPrincipal(principal)),
+  handle: ({ deps, principal, input }) => listSecrets(deps, callOf(principal, input.agent_id)),
 });
 
-/** POST /secrets/metadata: one secret's versions and their state. */
+/** POST /secrets/metadata: one secret's versions and their state (and a shared one's readers). */
 export const secretsMetadata = defineRoute({
   method: 'POST',
   path: '/secrets/metadata',
   rpc: 'secrets/metadata',
-  policy: AGENT_CALLERS,
+  policy: PROVISIONING_CALLERS,
   agentScoped: true,
   status: 200,
   input: secretsMetadataRequest,
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) =>
-    secretMetadata(deps, agentPrincipal(principal), input.name),
+    secretMetadata(deps, callOf(principal, input.agent_id), input.name),
 });
 
 /** The three routes that change the state of versions differ only in the change and input. */
@@ -88,13 +136,13 @@ function versionChangeRoute(
     method: 'POST',
     path: `/secrets/${change}`,
     rpc: `secrets/${change}`,
-    policy: AGENT_CALLERS,
+    policy: PROVISIONING_CALLERS,
     agentScoped: true,
     status: 200,
     input,
     resource: (body) => body.name,
     handle: ({ deps, principal, input: body }) =>
-      changeVersions(deps, agentPrincipal(principal), change, body),
+      changeVersions(deps, callOf(principal, body.agent_id), change, body),
   });
 }
 
@@ -110,16 +158,42 @@ export const secretsDestroy = versionChangeRoute('destroy', secretsDestroyReques
 /**
  * POST /secrets/resolve: `agentpack.secret://` references, in order, all or none. Scope is
  * checked per reference by the handler (each needs the right to `secrets/get` that secret).
+ * Never the bridge key.
  */
 export const secretsResolve = defineRoute({
   method: 'POST',
   path: '/secrets/resolve',
   rpc: 'secrets/resolve',
   policy: AGENT_CALLERS,
+  refusals: WRITE_ONLY,
   agentScoped: true,
   scopeCheck: 'handler',
   status: 200,
   input: secretsResolveRequest,
   handle: ({ deps, principal, input }) =>
-    resolveSecretRefs(deps, agentPrincipal(principal), input.refs, input.seal === true),
+    resolveSecretRefs(deps, agentPrincipal(principal), input.refs, {
+      seal: input.seal === true,
+      fallback: input.fallback ?? null,
+    }),
 });
+
+/** Grant and ungrant: which agents may read one shared secret (bridge only). */
+function grantRoute(change: 'grant' | 'ungrant') {
+  return defineRoute({
+    method: 'POST',
+    path: `/secrets/${change}`,
+    rpc: `secrets/${change}`,
+    policy: ['bridge'],
+    agentScoped: false,
+    status: 200,
+    input: secretsGrantRequest,
+    handle: ({ deps, principal, input }) =>
+      changeGrants(deps, requirePrincipal(principal), change, input),
+  });
+}
+
+/** POST /secrets/grant (bridge): let agents read the shared secret `name`. */
+export const secretsGrant = grantRoute('grant');
+
+/** POST /secrets/ungrant (bridge): stop agents reading the shared secret `name`. */
+export const secretsUngrant = grantRoute('ungrant');

@@ -14,11 +14,13 @@ import {
   secretsDelete,
   secretsDestroy,
   secretsGet,
+  secretsGrant,
   secretsList,
   secretsMetadata,
   secretsPut,
   secretsResolve,
   secretsUndelete,
+  secretsUngrant,
 } from './secrets.js';
 import { settingsList, settingsSet } from './settings.js';
 import { tokensRegister } from './tokens.js';
@@ -45,6 +47,8 @@ export const ROUTES: readonly Route[] = [
   secretsUndelete,
   secretsDestroy,
   secretsResolve,
+  secretsGrant,
+  secretsUngrant,
   tokensRegister,
   settingsList,
   settingsSet,

@@ -21,11 +21,26 @@ export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9_-]{43}$/;
 /** Secret names: a letter or digit, then up to 127 letters, digits, `_`, `.` or `-`. */
 export const SECRET_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-/** The scheme of a secret reference: `agentpack.secret://<agent_id>/<name>[#<version>]`. */
+/**
+ * The reserved owner of project-wide shared secrets. The agent-id grammar forbids a leading
+ * underscore, so it can never name a real agent: it is accepted only where a secret's owner is
+ * named (the bridge's `agent_id` on the secret-management routes, `owner` on `/secrets/get`, a
+ * reference's owner), never by `/agents/create` nor anywhere an agent is meant.
+ */
+export const SHARED_OWNER = '_shared';
+
+/** A secret's owner: an agent id or {@link SHARED_OWNER}. */
+export const SECRET_OWNER_PATTERN = /^(?:_shared|[a-z0-9][a-z0-9_-]{2,62})$/;
+
+/**
+ * The scheme of a secret reference: `agentpack.secret://<owner>/<name>[#<version>]`, the owner
+ * an agent id or `_shared`.
+ */
 export const SECRET_REF_PREFIX = 'agentpack.secret://';
 
 /** A parsed secret reference; no `version` means the current one. */
 export interface SecretRef {
+  /** The owner: an agent id, or {@link SHARED_OWNER} for a shared secret. */
   agent_id: string;
   name: string;
   version?: number;
@@ -37,10 +52,10 @@ export function parseSecretRef(ref: string): SecretRef | null {
   const rest = ref.slice(SECRET_REF_PREFIX.length);
   const m = /^([^/#]+)\/([^/#]+)(?:#([1-9][0-9]{0,9}))?$/.exec(rest);
   if (m === null) return null;
-  const [, agentId, name, version] = m as unknown as [string, string, string, string | undefined];
-  if (!AGENT_ID_PATTERN.test(agentId) || !SECRET_NAME_PATTERN.test(name)) return null;
+  const [, owner, name, version] = m as unknown as [string, string, string, string | undefined];
+  if (!SECRET_OWNER_PATTERN.test(owner) || !SECRET_NAME_PATTERN.test(name)) return null;
   return {
-    agent_id: agentId,
+    agent_id: owner,
     name,
     ...(version === undefined ? {} : { version: Number(version) }),
   };

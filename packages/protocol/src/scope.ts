@@ -1,6 +1,7 @@
 /**
  * Scope grammar, shared by delegations and capability tokens: a list of RPC names, each
- * optionally narrowed to one resource, e.g. `secrets/get` or `secrets/get:openai_key`.
+ * optionally narrowed to one resource, e.g. `secrets/get` or `secrets/get:openai_key`, or, on
+ * the reads, to one shared secret: `secrets/get:_shared/openai_key`.
  */
 
 /** Agent RPCs that may be delegated or granted by a capability token. */
@@ -35,19 +36,54 @@ export const RESOURCE_RPCS = [
  */
 export const TOKEN_ONLY_RPCS = ['delegate', 'delegate/revoke', 'runs/spawn'] as const;
 
-/** One parsed scope entry. `resource` null means every resource of the RPC. */
+/**
+ * RPCs whose scope entry may name a shared secret, `secrets/get:_shared/<name>`: the reads. A
+ * shared secret is managed by operators only (the bridge key), so no agent RPC that writes or
+ * inspects secrets takes a shared resource.
+ */
+export const SHARED_RESOURCE_RPCS = ['secrets/get', 'secrets/resolve'] as const;
+
+/** The prefix of a shared secret's resource in a scope entry: `_shared/<name>`. */
+export const SHARED_RESOURCE_PREFIX = '_shared/';
+
+/**
+ * The resource a read of the shared secret `name` is checked as: `_shared/<name>`. Distinct from
+ * every agent's own secret `name`, so `secrets/get:name` never covers the shared one (an
+ * un-narrowed `secrets/get` covers both).
+ */
+export function sharedSecretResource(name: string): string {
+  return `${SHARED_RESOURCE_PREFIX}${name}`;
+}
+
+/**
+ * One parsed scope entry. `resource` null means every resource of the RPC; a shared secret's
+ * resource is `_shared/<name>`.
+ */
 export interface ScopeEntry {
   rpc: string;
   resource: string | null;
 }
 
-const ENTRY_PATTERN = /^([a-z]+(?:\/[a-z]+)?)(?::([A-Za-z0-9][A-Za-z0-9_.-]{0,127}))?$/;
+const ENTRY_PATTERN =
+  /^([a-z]+(?:\/[a-z]+)?)(?::((?:_shared\/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}))?$/;
 
-/** Parses `rpc[:resource]`; null when the text does not follow the grammar. */
+/**
+ * Parses `rpc[:resource]`; null when the text does not follow the grammar. A `_shared/<name>`
+ * resource is in the grammar only on {@link SHARED_RESOURCE_RPCS}.
+ */
 export function parseScopeEntry(text: string): ScopeEntry | null {
   const m = ENTRY_PATTERN.exec(text);
   if (m === null) return null;
-  return { rpc: m[1]!, resource: m[2] ?? null };
+  const rpc = m[1]!;
+  const resource = m[2] ?? null;
+  if (
+    resource !== null &&
+    resource.startsWith(SHARED_RESOURCE_PREFIX) &&
+    !(SHARED_RESOURCE_RPCS as readonly string[]).includes(rpc)
+  ) {
+    return null;
+  }
+  return { rpc, resource };
 }
 
 /**
