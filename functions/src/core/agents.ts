@@ -1,6 +1,6 @@
 /**
- * Agents: mint, read, disable, enable. Pure rules over the store port; every change commits
- * with its audit event.
+ * Agents: mint, read, disable, enable (retire is core/retire.ts). Pure rules over the store
+ * port; every change commits with its audit event.
  */
 import { ApiError } from './errors.js';
 import { rfc3339 } from '../ports/clock.js';
@@ -11,22 +11,33 @@ import { generateAgentId } from './ids.js';
 import type { Principal } from './principal.js';
 import { revokeRunsOf } from './runs.js';
 
-/** An agent as the API shows it. */
+/**
+ * An agent as the API shows it. `retired_at` is present only on a retired agent (which is
+ * always `disabled` too): a live agent reads exactly as before retire existed.
+ */
 export interface Agent {
   agent_id: string;
   display_name: string;
   disabled: boolean;
   created_at: string;
+  retired_at?: string;
 }
 
 /** The API view of an agent record. */
 export function agentView(doc: AgentDoc): Agent {
-  return {
+  const view: Agent = {
     agent_id: doc.agent_id,
     display_name: doc.display_name,
     disabled: doc.disabled,
     created_at: doc.created_at,
   };
+  if (typeof doc.retired_at === 'string') view.retired_at = doc.retired_at;
+  return view;
+}
+
+/** True once `/agents/retire` has started on the agent: it is gone for good. */
+export function isRetired(doc: AgentDoc): doc is AgentDoc & { retired_at: string } {
+  return typeof doc.retired_at === 'string';
 }
 
 /** Mints an agent. 409 `already_exists` when the id is taken. */
@@ -78,7 +89,9 @@ export async function getAgent(deps: CoreDeps, agentId: string): Promise<Agent> 
  * Disables or enables an agent. From the next request on, nothing acts for a disabled agent.
  * Disabling also ends (revoked) every live run of the agent, by the paged walk; disabling a
  * disabled agent resumes that walk if it was interrupted. Otherwise setting the state the agent
- * already has changes nothing and writes no audit event.
+ * already has changes nothing and writes no audit event. A retired agent is never enabled again
+ * (409 `failed_precondition`): retire is the end, and `disabled` is what every credential
+ * check refuses it by (auth/enabled-agent.ts), so the refusal lives at that one switch.
  */
 export async function setAgentDisabled(
   deps: CoreDeps,
@@ -88,6 +101,12 @@ export async function setAgentDisabled(
 ): Promise<Agent> {
   const agent = await deps.store.transact(async (tx) => {
     const current = await requireAgent(tx, agentId);
+    if (!disabled && isRetired(current)) {
+      throw new ApiError('failed_precondition', 'a retired agent cannot be enabled', {
+        agent_id: agentId,
+        reason: 'retired',
+      });
+    }
     if (current.disabled === disabled) return agentView(current);
     const at = rfc3339(deps.clock.now());
     const doc: AgentDoc = { ...current, disabled, updated_at: at };

@@ -1,10 +1,12 @@
-/** Routes under /agents: mint, read, disable and enable agents. */
+/** Routes under /agents: mint, read, disable, enable and retire agents. */
 import {
   agentToggleRequest,
   agentsCreateRequest,
   agentsGetRequest,
+  agentsRetireRequest,
 } from '@agentpack-identity/protocol';
 import { createAgent, getAgent, setAgentDisabled } from '../core/agents.js';
+import { retireAgent } from '../core/retire.js';
 import { actingAgent, defineRoute, requirePrincipal } from './route.js';
 
 /** POST /agents/create (bridge): mint an agent, with a chosen or generated id. */
@@ -59,4 +61,21 @@ export const agentsEnable = defineRoute({
   input: agentToggleRequest,
   handle: ({ deps, principal, input }) =>
     setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, false),
+});
+
+/**
+ * POST /agents/retire (bridge): the end of an agent (core/retire.ts). `confirm` must repeat
+ * `agent_id` (the schema refuses anything else, 400). Resumable and idempotent: call it again
+ * after an interruption; it answers the same `retired_at` and cumulative counts.
+ */
+export const agentsRetire = defineRoute({
+  method: 'POST',
+  path: '/agents/retire',
+  rpc: 'agents/retire',
+  policy: ['bridge'],
+  agentScoped: false,
+  status: 200,
+  input: agentsRetireRequest,
+  handle: ({ deps, principal, input }) =>
+    retireAgent(deps, requirePrincipal(principal), input.agent_id),
 });

@@ -3,7 +3,7 @@
  * the authorization policy; a path not listed here is 404, a caller not listed for a route is
  * refused before its handler runs.
  */
-import { agentsCreate, agentsDisable, agentsEnable, agentsGet } from './agents.js';
+import { agentsCreate, agentsDisable, agentsEnable, agentsGet, agentsRetire } from './agents.js';
 import { attestationsVerify } from './attestations.js';
 import { deviceIssue, deviceRevoke } from './device.js';
 import { deviceEnroll, enrollmentsCreate } from './enrollment.js';
@@ -32,6 +32,7 @@ export const ROUTES: readonly Route[] = [
   agentsGet,
   agentsDisable,
   agentsEnable,
+  agentsRetire,
   deviceIssue,
   deviceRevoke,
   enrollmentsCreate,
