@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import type { Route } from '../../functions/src/routes/route.js';
 import { DELEGABLE } from './fuzz-calls.js';
-import { AGENT_A, AGENT_B, RUN_SCOPE, type Ctx } from './fuzz-fixture.js';
+import { AGENT_A, AGENT_B, AGENT_C, RUN_SCOPE, type Ctx } from './fuzz-fixture.js';
 import {
   FIELD_VALUES,
   Ref,
@@ -70,6 +70,13 @@ const VALID_VALUES: Record<string, fc.Arbitrary<unknown>> = {
     ],
     { minLength: 1 },
   ),
+  owner: fc.constant('_shared'),
+  fallback: fc.constant('shared'),
+  agents: fc.subarray([AGENT_A, AGENT_B], { minLength: 1 }),
+  // The bridge provisions an agent or the shared secrets.
+  '/secrets/put:agent_id': fc.constantFrom(AGENT_A, AGENT_B, '_shared'),
+  '/secrets/list:agent_id': fc.constantFrom(AGENT_A, '_shared'),
+  '/secrets/metadata:agent_id': fc.constantFrom(AGENT_A, '_shared'),
   jti: fc.uuid(),
   iat: fc.constant(nowSeconds),
   exp: fc.constant(nowSeconds + 300),
@@ -90,6 +97,11 @@ const VALID_VALUES: Record<string, fc.Arbitrary<unknown>> = {
 
 /** Whole bodies where fields depend on each other. */
 const VALID_BODIES: Record<string, fc.Arbitrary<Pairs>> = {
+  // Retire is for good: only C (disabled for good already) or an agent that does not exist.
+  '/agents/retire': fc.constantFrom(AGENT_C, 'fz-nobody').map((id): Pairs => [
+    ['agent_id', id],
+    ['confirm', id],
+  ]),
   '/settings/set': fc.constantFrom<Pairs>(
     [
       ['key', 'secrets.max_versions'],

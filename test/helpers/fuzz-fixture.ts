@@ -26,7 +26,7 @@ import { mintTestToken } from './tokens.js';
 
 export const AGENT_A = 'fz-agent-a';
 export const AGENT_B = 'fz-agent-b';
-export const AGENT_C = 'fz-agent-c'; // disabled for good; never named by the generators
+export const AGENT_C = 'fz-agent-c'; // disabled for good; only retire names it (it stays disabled)
 export const RUN_SCOPE = [...DELEGABLE, 'runs/spawn'];
 
 /** Settings a fuzzed bridge call may change that would starve whole credential kinds. */

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { generateDeviceKeys, signAttestation } from '@agentpack-identity/protocol';
 import { DELEGABLE, b64 } from './fuzz-calls.js';
-import { AGENT_A, AGENT_B, type Ctx } from './fuzz-fixture.js';
+import { AGENT_A, AGENT_B, AGENT_C, type Ctx } from './fuzz-fixture.js';
 
 /** The fixed seed every property derives its own from. */
 export const SEED = 20_261_123;
@@ -149,6 +149,11 @@ const agentId = fc.oneof(
   fc.constantFrom(AGENT_A, AGENT_B, 'fz-nobody'),
   fc.stringMatching(/^[a-z0-9][a-z0-9_-]{2,20}$/),
 );
+/** What a fuzzed retire may name: never A or B, which the credential kinds need. */
+const retirable = fc.oneof(
+  fc.constantFrom(AGENT_C, 'fz-nobody', '_shared', 'A!'),
+  fc.stringMatching(/^fz-gone-[a-z0-9]{4}$/),
+);
 const secretName = fc.oneof(
   fc.constantFrom('api_key', 'b_secret', 'other', 'x'),
   fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,20}$/),
@@ -176,6 +181,8 @@ const secretRef = fc.oneof(
     `agentpack.secret://${AGENT_B}/b_secret`,
     `agentpack.secret://${AGENT_B}/b_secret#9999999999`,
     `agentpack.secret://fz-nobody/x`,
+    `agentpack.secret://_shared/api_key`,
+    `agentpack.secret://_shared/api_key#1`,
     'agentpack.secret://',
     'agentpack.secret:///#',
   ),
@@ -256,6 +263,8 @@ export const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   agent_id: agentId,
   to_agent: agentId,
   sub: agentId,
+  '/agents/retire:agent_id': retirable,
+  '/agents/retire:confirm': retirable,
   display_name: fc.oneof(
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }),
     fc.constantFrom('  padded  ', 'x'.repeat(200), 'x'.repeat(201), '\t'),
@@ -298,6 +307,9 @@ export const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
     maxLength: 5,
   }),
   refs: fc.array(secretRef, { minLength: 1, maxLength: 4 }),
+  owner: fc.constantFrom('_shared', AGENT_A, '_SHARED', ''),
+  fallback: fc.constantFrom('shared', 'agent', ''),
+  agents: fc.array(agentId, { minLength: 0, maxLength: 4 }),
   jti: fc.string({ unit: fc.constantFrom(...PRINTABLE_ASCII), minLength: 1, maxLength: 40 }),
   iat: fc.oneof(
     fc.integer({ min: 0, max: 2 ** 40 }),
