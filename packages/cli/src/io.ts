@@ -10,15 +10,31 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>;
   /** Milliseconds since the Unix epoch; default `Date.now`. */
   now?(): number;
+  /** Whether stdout / stderr / stdin are terminals (default: not). */
+  tty?: { stdout?: boolean; stderr?: boolean; stdin?: boolean };
+  /** Reads stdin to its end, refusing more than `maxBytes` (default: no stdin, empty). */
+  readStdin?(maxBytes: number): Promise<Buffer>;
+  /** Reads one line from the terminal without echoing it (stdin a TTY only). */
+  readHidden?(prompt: string): Promise<string>;
+  /** Calls `handler` on SIGINT/SIGTERM until the returned function is called. */
+  onInterrupt?(handler: () => void): () => void;
 }
 
 export const NAME = 'agentpack-identity';
 
-/** A failure with a one-line reason and an exit code: 1 the command failed, 2 bad usage. */
+/**
+ * The exit codes, one table (documented in the top-level help): 0 done, 1 the command failed
+ * or the service refused it, 2 the command line is wrong, 3 what it names does not exist (the
+ * service answered 404).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** A failure with a one-line reason and an exit code (see {@link EXIT}). */
 export class CliError extends Error {
   constructor(
     message: string,
-    readonly exitCode: 1 | 2 = 1,
+    readonly exitCode: ExitCode = 1,
   ) {
     super(message);
   }

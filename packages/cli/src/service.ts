@@ -49,7 +49,8 @@ export function describeAnswer(status: number, text: string): string {
 
 /**
  * POSTs `body` to `url` and returns the status and text of the answer; `failure` starts the
- * one-line reason when the service cannot be reached.
+ * one-line reason when the service cannot be reached. The deadline is `timeoutMs`; `signal`
+ * may end the call sooner (an interrupted `audit tail`).
  */
 export async function post(
   url: string,
@@ -57,8 +58,10 @@ export async function post(
   body: string,
   failure: string,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<{ status: number; text: string }> {
   let res: Response;
+  const deadline = AbortSignal.timeout(timeoutMs);
   try {
     res = await fetch(url, {
       method: 'POST',
@@ -66,7 +69,7 @@ export async function post(
       body,
       // A redirect would send a credential somewhere we were not told to: treat it as failure.
       redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: signal === undefined ? deadline : AbortSignal.any([deadline, signal]),
     });
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code;

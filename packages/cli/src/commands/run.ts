@@ -6,27 +6,17 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
-  DEVICE_FILES,
   ed25519PrivateKeyObject,
   encodeRawKey,
   generateDeviceKeys,
-  isWellFormedDeviceKey,
   RUN_FILES,
-  signRequest,
-  CREDENTIAL_HEADERS,
 } from '@agentpack-identity/protocol';
-import { CliError, NAME, nowMs, usage, type CliIo, type CommandGroup } from '../io.js';
+import { CliError, NAME, usage, type CliIo, type CommandGroup } from '../io.js';
 import { listOption, parseOptions, required } from '../options.js';
-import {
-  isFile,
-  makePrivateDir,
-  readPrivateFile,
-  readRawKeyFile,
-  refuseExisting,
-  writePrivateFile,
-} from '../private-files.js';
+import { makePrivateDir, refuseExisting, writePrivateFile } from '../private-files.js';
+import { deviceHeaders, readDeviceCredential } from '../device-credential.js';
 import { postAsRun, readRunDir, runHeaders, spawnedRun, type RunInfo } from '../run-dir.js';
 import { answerObject, post, REQUEST_TIMEOUT_MS, serviceUrl } from '../service.js';
 import { EXEC } from './run-exec.js';
@@ -79,27 +69,6 @@ options:
 `,
 } as const;
 
-/**
- * The device key of `file`, and the signing key of its enrolled device when `file` is the
- * `device-key` of a `device enroll` directory (signed requests may be required of it).
- */
-function readDeviceCredential(file: string): { deviceKey: string; signingKey: KeyObject | null } {
-  const deviceKey = readPrivateFile(file);
-  if (!isWellFormedDeviceKey(deviceKey)) throw new CliError(`${file} does not hold a device key`);
-  const dir = dirname(file);
-  const enrolled =
-    basename(file) === DEVICE_FILES.deviceKey &&
-    isFile(join(dir, DEVICE_FILES.signingKey)) &&
-    isFile(join(dir, DEVICE_FILES.enrollment));
-  if (!enrolled) return { deviceKey, signingKey: null };
-  const seed = readRawKeyFile(dir, DEVICE_FILES.signingKey);
-  try {
-    return { deviceKey, signingKey: ed25519PrivateKeyObject(seed) };
-  } finally {
-    seed.fill(0);
-  }
-}
-
 async function runSpawn(args: readonly string[], io: CliIo): Promise<number> {
   const opts = parseOptions(args, {
     values: ['url', 'device-key-file', 'parent-dir', 'task', 'scope', 'ttl', 'out'],
@@ -149,19 +118,7 @@ async function runSpawn(args: readonly string[], io: CliIo): Promise<number> {
     if (parent !== null) {
       headers = runHeaders(parent, path, body, io);
     } else {
-      headers = { [CREDENTIAL_HEADERS.device]: device!.deviceKey };
-      if (device!.signingKey !== null) {
-        Object.assign(
-          headers,
-          signRequest({
-            method: 'POST',
-            path,
-            body,
-            signingSeed: device!.signingKey,
-            nowMs: nowMs(io),
-          }),
-        );
-      }
+      headers = deviceHeaders(device!, path, body, io);
     }
     const res = await post(`${base}${path}`, headers, body, 'spawn failed', REQUEST_TIMEOUT_MS);
     info = spawnedRun(
