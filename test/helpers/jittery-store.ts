@@ -53,6 +53,9 @@ export function jitteryStore(store: Store): Store {
       store.pruneExpired(collection, beforeIso, limit),
     isEmpty: (collection) => store.isEmpty(collection),
     auditEvents: (limit) => store.auditEvents(limit),
+    auditPage: (query) => late(() => store.auditPage(query)),
+    isAuditKey: (key) => store.isAuditKey(key),
+    backfillAuditOrder: (afterId, limit) => store.backfillAuditOrder(afterId, limit),
     close: () => store.close(),
   };
 }

@@ -16,6 +16,7 @@ import {
 } from 'firebase-admin/firestore';
 import type { AuditEvent } from '../core/audit.js';
 import {
+  AUDIT_PAGE_MAX,
   EXPIRING,
   PRUNE_LIMIT_MAX,
   type CollectionName,
@@ -29,6 +30,31 @@ import {
 
 /** The collection that receives audit events. */
 export const AUDIT_COLLECTION = 'audit_events';
+
+/**
+ * The field audit events are ordered and paged by: `at` + `~` + the random document id, so that
+ * events of the same millisecond still have one order. The adapter's own (reads strip it). It is
+ * the collection's one indexed field (ascending only, see firestore.indexes.json): it grows with
+ * time, which caps the collection's writes at Firestore's rate for a monotonically increasing
+ * indexed field (about 500/s); sharding the log's order is left to a later change.
+ */
+export const AUDIT_ORDER_FIELD = 'order_key';
+
+/** The order key of an audit event: see {@link AUDIT_ORDER_FIELD}. */
+function auditOrderKey(at: string, docId: string): string {
+  return `${at}~${docId}`;
+}
+
+/** An audit event as stored: the event and its order key. */
+function storedAudit(event: AuditEvent, docId: string): object {
+  return { ...event, [AUDIT_ORDER_FIELD]: auditOrderKey(event.at, docId) };
+}
+
+/** An audit event as read: the order key stripped. */
+function auditOf(data: unknown): AuditEvent {
+  const { [AUDIT_ORDER_FIELD]: _key, ...event } = data as Record<string, unknown>;
+  return event as unknown as AuditEvent;
+}
 
 /**
  * Collections whose documents expire (the port's {@link EXPIRING}): the RFC 3339 expiry field
@@ -62,6 +88,9 @@ function toFirestoreQuery<C extends CollectionName>(
   if (query.after !== undefined) q = q.where(query.orderBy, '>', query.after);
   return q.orderBy(query.orderBy).limit(query.limit);
 }
+
+/** An audit key: an order key, `at~id` (the id as Firestore makes them, or any document id). */
+const AUDIT_KEY = /^[0-9T:.+-]{1,40}Z?~[A-Za-z0-9_-]{1,100}$/;
 
 function foundOf<C extends CollectionName>(
   collection: C,
@@ -114,7 +143,7 @@ class FirestoreTx implements Tx {
 
   audit(event: AuditEvent): void {
     const ref = this.db.collection(AUDIT_COLLECTION).doc();
-    this.writes.push((t) => t.set(ref, event));
+    this.writes.push((t) => t.set(ref, storedAudit(event, ref.id)));
   }
 
   flush(): void {
@@ -139,7 +168,10 @@ export function firestoreStore(db: Firestore): Store {
     },
     async appendAudit(events) {
       const batch = db.batch();
-      for (const event of events) batch.set(db.collection(AUDIT_COLLECTION).doc(), event);
+      for (const event of events) {
+        const ref = db.collection(AUDIT_COLLECTION).doc();
+        batch.set(ref, storedAudit(event, ref.id));
+      }
       await batch.commit();
     },
     transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -176,7 +208,53 @@ export function firestoreStore(db: Firestore): Store {
     },
     async auditEvents(limit) {
       const snap = await db.collection(AUDIT_COLLECTION).limit(limit).get();
-      return snap.docs.map((d) => d.data() as AuditEvent);
+      return snap.docs.map((d) => auditOf(d.data()));
+    },
+    async auditPage(query) {
+      if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > AUDIT_PAGE_MAX) {
+        throw new Error(`limit must be a whole number from 1 to ${AUDIT_PAGE_MAX}`);
+      }
+      // One lower bound (the cursor or `since`, whichever is later) and one upper bound, both
+      // on the order key: `at~id` >= `since` exactly when `at` >= `since`, and < `until` exactly
+      // when `at` < `until` (times as the service writes them, all of one length).
+      let q: FirestoreQuery = db.collection(AUDIT_COLLECTION);
+      const { after, since, until } = query;
+      if (after !== undefined && (since === undefined || after >= since)) {
+        q = q.where(AUDIT_ORDER_FIELD, '>', after);
+      } else if (since !== undefined) {
+        q = q.where(AUDIT_ORDER_FIELD, '>=', since);
+      }
+      if (until !== undefined) q = q.where(AUDIT_ORDER_FIELD, '<', until);
+      const snap = await q.orderBy(AUDIT_ORDER_FIELD).limit(query.limit).get();
+      return snap.docs.map((d) => ({
+        key: String(d.get(AUDIT_ORDER_FIELD)),
+        event_id: d.id,
+        event: auditOf(d.data()),
+      }));
+    },
+    isAuditKey: (key) => AUDIT_KEY.test(key),
+    async backfillAuditOrder(afterId, limit) {
+      if (!Number.isInteger(limit) || limit < 1 || limit > PRUNE_LIMIT_MAX) {
+        throw new Error(`limit must be a whole number from 1 to ${PRUNE_LIMIT_MAX}`);
+      }
+      let q = db.collection(AUDIT_COLLECTION).orderBy(FieldPath.documentId()).limit(limit);
+      if (afterId !== null) q = q.startAfter(afterId);
+      const snap = await q.get();
+      // Only the order key is written (a field merge), so nothing of the event can change.
+      const batch = db.batch();
+      let updated = 0;
+      for (const d of snap.docs) {
+        const at = d.get('at');
+        if (d.get(AUDIT_ORDER_FIELD) !== undefined || typeof at !== 'string') continue;
+        batch.set(d.ref, { [AUDIT_ORDER_FIELD]: auditOrderKey(at, d.id) }, { merge: true });
+        updated++;
+      }
+      if (updated > 0) await batch.commit();
+      return {
+        scanned: snap.size,
+        updated,
+        next: snap.size < limit ? null : snap.docs.at(-1)!.id,
+      };
     },
     async close() {
       await db.terminate();

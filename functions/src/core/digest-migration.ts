@@ -1,14 +1,28 @@
 /**
- * The migration of a store written before keyed digests: every device key and enrollment row
+ * The upgrade of a store written by an older version (`maintenance migrate-digests`; the name
+ * predates its second and third jobs and could become `maintenance upgrade`):
+ *
+ * 1. Keyed digests. Every device key and enrollment row
  * still stored under its plain SHA-256 digest moves to its keyed id ({@link rekeyLegacyDigest}),
  * without the secret ever being known. Until it has run, those rows authenticate nothing (the
  * service looks up keyed ids only): fail closed. Resumable and idempotent: rows are scanned in
  * id order; a row already keyed is skipped, and each move (write the keyed row, delete the
  * plain one, one audit event) is one transaction that re-reads the row first.
+ * 2. List keys. Device keys, delegations and runs written before the lists existed lack their
+ *    `list_key` (creation time, then id), and an ordered query leaves a document without its
+ *    order field out: they would be missing from `/device/list`, `/delegations/list` and
+ *    `/runs/list`. Each is given its key, a page per transaction that re-reads the documents
+ *    first (so a revoke committed meanwhile is kept); unaudited, like pruning: the field is
+ *    derived from the document and changes nothing it means.
+ * 3. The audit log's order (Firestore): events written before `/audit/query` lack the order
+ *    key it pages by ({@link Store.backfillAuditOrder}); SQLite's log needs nothing.
+ *
+ * Each step is resumable and idempotent: run it again after an interruption.
  */
 import { rfc3339, type Clock } from '../ports/clock.js';
-import type { Store } from '../ports/store.js';
+import { PRUNE_LIMIT_MAX, type Store } from '../ports/store.js';
 import { rekeyLegacyDigest, type SecretKind } from './digest.js';
+import { listKey } from './ids.js';
 
 const TABLES = [
   { collection: 'device_keys', kind: 'device_key' },
@@ -20,6 +34,65 @@ export interface DigestMigration {
   scanned: number;
   /** Rows moved to their keyed id by this run. */
   moved: number;
+  /** Device keys, delegations and runs given their list key by this run. */
+  list_keys: number;
+  /** Audit events given their order key by this run (Firestore only). */
+  audit_order_keys: number;
+}
+
+/** The collections that are listed by `list_key`, and the id each key ends with. */
+const LISTED = {
+  device_keys: (d: { key_id: string }) => d.key_id,
+  delegations: (d: { delegation_id: string }) => d.delegation_id,
+  runs: (d: { run_id: string }) => d.run_id,
+} as const;
+
+type ListedCollection = keyof typeof LISTED;
+
+async function backfillListKeys(
+  store: Store,
+  collection: ListedCollection,
+  batchSize: number,
+): Promise<number> {
+  const idOf = LISTED[collection] as (d: object) => string;
+  let set = 0;
+  let after: string | null = null;
+  for (;;) {
+    const page: Array<{ id: string; doc: { list_key?: string } }> = await store.scan(
+      collection,
+      after,
+      batchSize,
+    );
+    const lacking = page.filter((f) => f.doc.list_key === undefined).map((f) => f.id);
+    if (lacking.length > 0) {
+      set += await store.transact(async (tx) => {
+        const fresh = await Promise.all(lacking.map((id) => tx.get(collection, id)));
+        let n = 0;
+        fresh.forEach((doc, i) => {
+          if (doc === null || doc.list_key !== undefined) return;
+          tx.set(collection, lacking[i]!, { ...doc, list_key: listKey(doc.created_at, idOf(doc)) });
+          n++;
+        });
+        return n;
+      });
+    }
+    if (page.length < batchSize) return set;
+    after = page.at(-1)!.id;
+  }
+}
+
+async function backfillAuditOrder(store: Store, batchSize: number): Promise<number> {
+  let updated = 0;
+  let after: string | null = null;
+  do {
+    const step = await store.backfillAuditOrder(after, batchSize);
+    updated += step.updated;
+    if (step.next !== null && after !== null && step.next <= after) {
+      throw new Error('the audit log scan did not advance: the store ignores its order');
+    }
+    after = step.next;
+  } while (after !== null);
+  return updated;
 }
 
 type DigestCollection = (typeof TABLES)[number]['collection'];
@@ -64,9 +137,17 @@ export async function migrateDigests(options: {
   clock: Clock;
   batchSize?: number;
 }): Promise<DigestMigration> {
-  const summary: DigestMigration = { scanned: 0, moved: 0 };
+  const summary: DigestMigration = { scanned: 0, moved: 0, list_keys: 0, audit_order_keys: 0 };
   const full = { ...options, batchSize: options.batchSize ?? 200 };
   for (const { collection, kind } of TABLES)
     await migrateCollection(full, collection, kind, summary);
+  // After the digests: a moved device key row is the one to give its list key.
+  for (const collection of Object.keys(LISTED) as ListedCollection[]) {
+    summary.list_keys += await backfillListKeys(options.store, collection, full.batchSize);
+  }
+  summary.audit_order_keys = await backfillAuditOrder(
+    options.store,
+    Math.min(full.batchSize, PRUNE_LIMIT_MAX),
+  );
   return summary;
 }

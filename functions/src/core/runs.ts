@@ -13,6 +13,7 @@
  * child spawned concurrently with it.
  */
 import {
+  AGENT_LIST_RPCS,
   decodeRawKey,
   DELEGABLE_RPCS,
   parseScopeEntry,
@@ -38,8 +39,11 @@ import { readSetting } from './settings.js';
 export const RUN_TTL_CEILING_SECONDS = 24 * 3600;
 export const RUN_DEPTH_CEILING = 16;
 
-/** The RPCs a run's scope may hold: every delegable agent RPC, and spawning children. */
-export const RUN_RPCS: readonly string[] = [...DELEGABLE_RPCS, 'runs/spawn'];
+/**
+ * The RPCs a run's scope may hold: every delegable agent RPC, spawning children, and the
+ * agent's own lists.
+ */
+export const RUN_RPCS: readonly string[] = [...DELEGABLE_RPCS, 'runs/spawn', ...AGENT_LIST_RPCS];
 
 export type { RunStatus, RunView } from '@agentpack-identity/protocol';
 

@@ -296,6 +296,39 @@ export interface Query<C extends CollectionName> {
   limit: number;
 }
 
+/**
+ * A page of the audit log, oldest first: events strictly after `after` (a key this store gave,
+ * see {@link Store.isAuditKey}), whose `at` is at or after `since` and before `until` (RFC 3339
+ * as the service writes it, `Date#toISOString`), at most `limit` (1..{@link AUDIT_PAGE_MAX}).
+ */
+export interface AuditPageQuery {
+  after?: string;
+  since?: string;
+  until?: string;
+  limit: number;
+}
+
+/** The most events one {@link Store.auditPage} call reads. */
+export const AUDIT_PAGE_MAX = 1000;
+
+/**
+ * An audit event read back: its stable id (`event_id` in the API) and its place in the log
+ * (`key`, opaque to the core: the order the log is paged in).
+ */
+export interface AuditRecord {
+  key: string;
+  event_id: string;
+  event: AuditEvent;
+}
+
+/** What one {@link Store.backfillAuditOrder} call did, and where the next one resumes. */
+export interface AuditBackfill {
+  scanned: number;
+  updated: number;
+  /** The id to resume after, or null when the whole log has been scanned. */
+  next: string | null;
+}
+
 /** A document together with its id. */
 export interface Found<C extends CollectionName> {
   id: string;
@@ -358,6 +391,21 @@ export interface Store extends StoreReader {
   isEmpty(collection: CollectionName): Promise<boolean>;
   /** Up to `limit` audit events, in no set order (sort by `at`). For tests and exports, not requests. */
   auditEvents(limit: number): Promise<AuditEvent[]>;
+  /**
+   * One page of the audit log in its own order, oldest first (see {@link AuditPageQuery}).
+   * SQLite: by commit sequence. Firestore: by `order_key` (`at`, `~`, the random document id),
+   * the one indexed field of the collection. Events without an order key (written before it
+   * existed) are left out until {@link backfillAuditOrder} has given them one.
+   */
+  auditPage(query: AuditPageQuery): Promise<AuditRecord[]>;
+  /** True when `key` has the shape of this store's audit keys (a cursor is checked with it). */
+  isAuditKey(key: string): boolean;
+  /**
+   * Upgrade: gives up to `limit` audit events after document id `afterId` (null: from the start)
+   * the order key {@link auditPage} reads by, where they lack it; idempotent and resumable. A
+   * no-op on SQLite, whose log is ordered by its sequence.
+   */
+  backfillAuditOrder(afterId: string | null, limit: number): Promise<AuditBackfill>;
   /** Releases connections. */
   close(): Promise<void>;
 }

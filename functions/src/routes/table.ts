@@ -9,6 +9,7 @@ import { deviceIssue, deviceRevoke } from './device.js';
 import { deviceEnroll, enrollmentsCreate } from './enrollment.js';
 import { delegate, delegateRevoke } from './delegate.js';
 import { healthz } from './health.js';
+import { agentsList, auditQuery, delegationsList, deviceList, runsList } from './lists.js';
 import { runsComplete, runsRevoke, runsSpawn, runWellKnown } from './runs.js';
 import {
   secretsDelete,
@@ -56,6 +57,11 @@ export const ROUTES: readonly Route[] = [
   runsSpawn,
   runsComplete,
   runsRevoke,
+  agentsList,
+  deviceList,
+  delegationsList,
+  runsList,
+  auditQuery,
   wellKnown,
   runWellKnown,
   healthz,

@@ -17,7 +17,7 @@ import {
 import { decodeBase64Url } from './base64url.js';
 import { ed25519PrivateKeyObject } from './device-identity.js';
 import { AGENT_ID_PATTERN } from './grammar.js';
-import { DELEGABLE_RPCS, parseScopeEntry, TOKEN_ONLY_RPCS } from './scope.js';
+import { AGENT_LIST_RPCS, DELEGABLE_RPCS, parseScopeEntry, TOKEN_ONLY_RPCS } from './scope.js';
 
 /** The only `alg` we sign with or accept (RFC 8037: EdDSA over Ed25519). */
 export const TOKEN_ALG = 'EdDSA';
@@ -84,8 +84,15 @@ export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** RPCs a capability token may grant: the delegable agent RPCs plus the token-only ones. */
-export const GRANTABLE_RPCS: readonly string[] = [...DELEGABLE_RPCS, ...TOKEN_ONLY_RPCS];
+/**
+ * RPCs a capability token may grant: the delegable agent RPCs, the token-only ones and the
+ * agent's own lists.
+ */
+export const GRANTABLE_RPCS: readonly string[] = [
+  ...DELEGABLE_RPCS,
+  ...TOKEN_ONLY_RPCS,
+  ...AGENT_LIST_RPCS,
+];
 
 const KID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 

@@ -19,6 +19,14 @@ export const DELEGABLE_RPCS = [
 
 export type DelegableRpc = (typeof DELEGABLE_RPCS)[number];
 
+/**
+ * The lists an agent reads about itself (its delegations, its runs): grantable to a capability
+ * token and to a run, never delegable — a delegate acts for the delegator on its secrets, it
+ * does not inventory the delegator's grants and runs (the list routes refuse delegated calls).
+ * `device/list` is not here: the contract gives it to the bridge and device keys only.
+ */
+export const AGENT_LIST_RPCS = ['delegations/list', 'runs/list'] as const;
+
 /** Delegable RPCs that act on one named resource, so a scope entry may narrow them. */
 export const RESOURCE_RPCS = [
   'secrets/put',

@@ -6,6 +6,7 @@
 export * from './agents.js';
 export * from './device.js';
 export * from './fields.js';
+export * from './lists.js';
 export * from './operators.js';
 export * from './runs.js';
 export * from './secrets.js';
