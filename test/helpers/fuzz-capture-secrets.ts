@@ -51,12 +51,57 @@ export async function secrets(s: Session, { ka, kb }: Keys, token: string): Prom
     D(ka.device_key),
     400,
   );
+  // Operators provision write-only: the bridge key names the agent, and never reads a value.
   await call(
-    'put bridge',
+    'put bridge without agent_id',
     '/secrets/put',
-    { name: 'api_key', value: secretValue('bridge') },
+    { name: 'api_key', value: secretValue('bridge-no-agent') },
     B,
-    403,
+    400,
+  );
+  const vop = secretValue('operator');
+  await call('put bridge', '/secrets/put', { agent_id: a, name: 'op_key', value: vop }, B, 200);
+  await call('get bridge', '/secrets/get', { name: 'op_key' }, B, 403);
+  await call('resolve bridge', '/secrets/resolve', { refs: [ref(a, 'op_key')] }, B, 403);
+  const op = await call(
+    'get operator-put',
+    '/secrets/get',
+    { name: 'op_key' },
+    D(ka.device_key),
+    200,
+  );
+  expect(op.value).toBe(vop);
+  // A shared secret: put by the bridge, granted to a, read by a, not found for b.
+  const vshared = secretValue('shared');
+  await call(
+    'put shared',
+    '/secrets/put',
+    { agent_id: '_shared', name: 'shared_key', value: vshared },
+    B,
+    200,
+  );
+  await call('grant shared', '/secrets/grant', { name: 'shared_key', agents: [a] }, B, 200);
+  const shared = await call(
+    'get shared',
+    '/secrets/get',
+    { name: 'shared_key', owner: '_shared' },
+    D(ka.device_key),
+    200,
+  );
+  expect(shared.value).toBe(vshared);
+  await call(
+    'get shared not granted',
+    '/secrets/get',
+    { name: 'shared_key', owner: '_shared' },
+    D(kb.device_key),
+    404,
+  );
+  await call(
+    'resolve shared by fallback',
+    '/secrets/resolve',
+    { refs: [ref(a, 'shared_key')], fallback: 'shared' },
+    D(ka.device_key),
+    200,
   );
   const got = await call('get', '/secrets/get', { name: 'api_key' }, D(ka.device_key), 200);
   expect(got.value).toBe(v3);
