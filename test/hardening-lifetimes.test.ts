@@ -90,6 +90,46 @@ describe('a derived credential never outlives its maker', () => {
   });
 });
 
+describe('a rotated or evicted key takes its run trees with it', () => {
+  it('rotation and eviction mark the runs the old key spawned revoked, and audit it', async () => {
+    const k2 = (await svc.post('/device/issue', { agent_id: 'agent-a' }, svc.bridge)).body;
+    const byK2 = await runs.spawn(svc.device(k2.device_key));
+    const rotated = await svc.post(
+      '/device/issue',
+      { agent_id: 'agent-a', rotate: true },
+      svc.device(k2.device_key),
+    );
+    expect(rotated.status).toBe(201);
+    expect((await runs.identity(byK2.run_id)).body.status).toBe('revoked');
+    const byK3 = await runs.spawn(svc.device(rotated.body.device_key));
+    const keys = generateDeviceKeys();
+    const { code } = (
+      await svc.post(
+        '/device/enrollments/create',
+        { agent_id: 'agent-a', replaces_key_id: rotated.body.key_id },
+        svc.bridge,
+      )
+    ).body;
+    const enrolled = await svc.post('/device/enroll', {
+      code,
+      sealing_public_key: Buffer.from(keys.sealing.publicKey).toString('base64url'),
+      signing_public_key: Buffer.from(keys.signing.publicKey).toString('base64url'),
+    });
+    expect(enrolled.status).toBe(201);
+    expect((await runs.identity(byK3.run_id)).body.status).toBe('revoked');
+    const causes = (await svc.store.auditEvents(1000))
+      .filter((e) => e.action === 'run.revoke')
+      .map((e) => [e.details?.['cause'], e.details?.['run_ids']]);
+    expect(causes).toEqual([
+      ['device_key.rotate', byK2.run_id],
+      ['device.evict', byK3.run_id],
+    ]);
+    // Marked ended, they no longer count toward the live-run cap.
+    await svc.post('/settings/set', { key: 'runs.max_active_per_agent', value: 1 }, svc.bridge);
+    await runs.spawn(svc.device(dk));
+  });
+});
+
 describe('no downgrade from an enrolled device', () => {
   it('an enrolled device cannot mint a bearer key, signed or not', async () => {
     const keys = generateDeviceKeys();

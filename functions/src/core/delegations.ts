@@ -9,6 +9,7 @@ import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
+import { isActive } from './device-keys.js';
 import { generateDelegationId, listKey } from './ids.js';
 import {
   clampToMaker,
@@ -106,6 +107,8 @@ export async function createDelegation(
     const maxTtl = await readSetting(tx, 'delegation.max_ttl_seconds');
     const from = await requireAgent(tx, fromAgent);
     const to = await tx.get('agents', input.to_agent);
+    const calling =
+      principal.kind === 'device' ? await tx.get('device_keys', principal.key_digest) : null;
     if (input.ttl_seconds > maxTtl) {
       throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
         field: 'ttl_seconds',
@@ -120,6 +123,10 @@ export async function createDelegation(
       });
     }
     const nowMs = deps.clock.now();
+    // A key revoked while the request was in flight delegates nothing.
+    if (principal.kind === 'device' && (calling === null || !isActive(calling, nowMs))) {
+      throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
+    }
     const maxActive = await readSetting(tx, 'delegations.max_active_per_agent');
     const live = await tx.query('delegations', {
       where: ['live_from_agent', fromAgent],

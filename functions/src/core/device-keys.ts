@@ -58,7 +58,7 @@ export async function issueDeviceKey(
   }
   const deviceKey = generateDeviceKey();
   const digest = deps.digest('device_key', deviceKey);
-  return deps.store.transact(async (tx) => {
+  const issued = await deps.store.transact(async (tx) => {
     const maxTtl = await readSetting(tx, 'device_key.max_ttl_seconds');
     if (input.ttl_seconds !== undefined && input.ttl_seconds > maxTtl) {
       throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
@@ -68,7 +68,8 @@ export async function issueDeviceKey(
     }
     const agent = await requireAgent(tx, input.agent_id);
     const rotating = input.rotate === true && principal.kind === 'device' ? principal : null;
-    const calling = rotating === null ? null : await tx.get('device_keys', rotating.key_digest);
+    const calling =
+      principal.kind === 'device' ? await tx.get('device_keys', principal.key_digest) : null;
     if (agent.disabled) {
       throw new ApiError('permission_denied', 'the agent is disabled', {
         agent_id: agent.agent_id,
@@ -76,7 +77,9 @@ export async function issueDeviceKey(
     }
     const nowMs = deps.clock.now();
     const at = rfc3339(nowMs);
-    if (rotating !== null && (calling === null || !isActive(calling, nowMs))) {
+    // The calling key must still be live when the new key commits: a key revoked while the
+    // request was in flight mints nothing (of two rotations of one key, one wins).
+    if (principal.kind === 'device' && (calling === null || !isActive(calling, nowMs))) {
       throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
     }
     const keyId = generateKeyId();
@@ -124,6 +127,15 @@ export async function issueDeviceKey(
       expires_at: doc.expires_at,
     };
   });
+  // A rotation revokes the calling key: the run trees it spawned end with it, as on revoke.
+  if (input.rotate === true && principal.kind === 'device') {
+    await revokeRunsOf(deps, principal, {
+      agent_id: issued.agent_id,
+      key_id: principal.key_id,
+      action: 'device_key.rotate',
+    });
+  }
+  return issued;
 }
 
 function expiryOf(ms: number | null): string | null {

@@ -25,7 +25,8 @@ import { actorOf, type AuditEvent } from './audit.js';
 import { isActive } from './device-keys.js';
 import { ApiError } from './errors.js';
 import { generateEnrollmentId, generateKeyId, listKey } from './ids.js';
-import type { Principal } from './principal.js';
+import type { DevicePrincipal, Principal } from './principal.js';
+import { revokeRunsOf } from './runs.js';
 
 export const ENROLLMENT_TTL_DEFAULT_SECONDS = 600;
 export const ENROLLMENT_TTL_MAX_SECONDS = 7 * 24 * 3600;
@@ -167,7 +168,8 @@ export async function enrollDevice(
   const sealedDeviceKey = Buffer.from(sealTo(sealingKey, Buffer.from(deviceKey, 'utf8'))).toString(
     'base64url',
   );
-  type Outcome = { ok: EnrolledDeviceKey } | { mismatch: true } | { refused: string };
+  type Outcome =
+    { ok: EnrolledDeviceKey; evicted: string | null } | { mismatch: true } | { refused: string };
   const outcome = await deps.store.transact(async (tx): Promise<Outcome> => {
     const enrollment = await tx.get('device_enrollments', digest);
     if (enrollment === null) return { refused: 'unknown' };
@@ -228,11 +230,11 @@ export async function enrollDevice(
       action: 'device.enroll',
       details: { enrollment_id: enrollment.enrollment_id, fingerprint },
     });
-    if (
+    const evicts =
       replaced !== undefined &&
       replaced.doc.agent_id === agent.agent_id &&
-      isActive(replaced.doc, nowMs)
-    ) {
+      isActive(replaced.doc, nowMs);
+    if (evicts) {
       tx.set('device_keys', replaced.id, { ...replaced.doc, revoked_at: at });
       tx.audit({
         ...base,
@@ -252,6 +254,7 @@ export async function enrollDevice(
         created_at: doc.created_at,
         expires_at: doc.expires_at,
       },
+      evicted: evicts ? replaced.doc.key_id : null,
     };
   });
   if ('refused' in outcome) return refuse(outcome.refused);
@@ -263,6 +266,23 @@ export async function enrollDevice(
         reason: 'fingerprint_mismatch',
       },
     );
+  }
+  // The evicted key is revoked: the run trees it spawned end with it, as on revoke.
+  if (outcome.evicted !== null) {
+    // The actor is the newly enrolled device, as on the evict event itself.
+    const enrolled: DevicePrincipal = {
+      kind: 'device',
+      agent_id: outcome.ok.agent_id,
+      key_id: outcome.ok.key_id,
+      key_digest: deps.digest('device_key', deviceKey),
+      sealing_public_key: input.sealing_public_key,
+      expires_at: outcome.ok.expires_at,
+    };
+    await revokeRunsOf(deps, enrolled, {
+      agent_id: outcome.ok.agent_id,
+      key_id: outcome.evicted,
+      action: 'device.evict',
+    });
   }
   return outcome.ok;
 }

@@ -24,9 +24,23 @@ export const tokensRegisterRequest = z
       .max(128)
       .regex(/^[\x21-\x7e]+$/, 'jti must be printable ASCII'),
     sub: agentIdField,
-    scope: z.array(z.string().min(1).max(200)).min(1).max(64),
+    // Printable ASCII only: these land in the ledger and the audit as they are.
+    scope: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(200)
+          .regex(/^[\x21-\x7e]+$/, 'scope entries must be printable ASCII'),
+      )
+      .min(1)
+      .max(64),
     iat: unixSeconds,
     exp: unixSeconds,
-    kid: z.string().min(1).max(128),
+    kid: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\x21-\x7e]+$/, 'kid must be printable ASCII'),
   })
   .refine((t) => t.exp > t.iat, { message: 'exp must be after iat', path: ['exp'] });
