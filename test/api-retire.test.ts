@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateDeviceKey, generateDeviceKeys } from '@agentpack-identity/protocol';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { generateKeyId, listKey } from '../functions/src/core/ids.js';
-import { RETIRE_BATCH_WRITES } from '../functions/src/core/retire.js';
+import { RETIRE_BATCH_WRITES } from '../functions/src/core/retire-walks.js';
 import { rfc3339 } from '../functions/src/ports/clock.js';
 import type { AuditEvent } from '../functions/src/ports/audit-event.js';
 import type { Store, Tx } from '../functions/src/ports/store.js';
