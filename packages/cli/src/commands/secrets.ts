@@ -12,6 +12,7 @@ import {
   secretNameField,
   secretsGetRequest,
   secretsPutRequest,
+  SHARED_OWNER,
 } from '@agentpack-identity/protocol';
 import {
   AGENT_VALUES,
@@ -40,7 +41,7 @@ import { checked } from '../validate.js';
 import { SECRETS as STORE_JOBS } from './maintenance.js';
 
 /** The reserved owner of the project's shared secrets. */
-const SHARED = '_shared';
+const SHARED = SHARED_OWNER;
 
 const OWNER_HELP = `  --agent AGENT          the agent's secrets (as the operator, with the bridge key)
   --shared               the project's shared secrets (as the operator, with the bridge key)
