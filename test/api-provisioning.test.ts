@@ -228,6 +228,20 @@ describe('write-only provisioning by the bridge key', () => {
     ).toBe(200);
   });
 
+  it('provisions nothing for a retired agent (403), whose secrets are gone', async () => {
+    await op('/secrets/put', { agent_id: 'agent-b', name: 'db', value: 'pw-retired' });
+    const retired = await op('/agents/retire', { agent_id: 'agent-b', confirm: 'agent-b' });
+    expect(retired.status).toBe(200);
+    for (const [path, body] of [
+      ['/secrets/put', { agent_id: 'agent-b', name: 'db', value: 'again' }],
+      ['/secrets/list', { agent_id: 'agent-b' }],
+      ['/secrets/undelete', { agent_id: 'agent-b', name: 'db', versions: [1] }],
+    ] as const) {
+      expect((await op(path, body)).status, path).toBe(403);
+    }
+    expect(await svc.store.get('secret_versions', 'agent-b:db:2')).toBeNull();
+  });
+
   it('keeps agent-bound callers to their own agent: a body agent_id is ignored', async () => {
     // A device key naming another agent (or the shared owner) still writes its own secret.
     for (const agentId of ['agent-a', '_shared']) {
