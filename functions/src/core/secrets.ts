@@ -14,7 +14,7 @@
  * the agent it acts for; the bridge key (operators) those of the agent it names, or the shared
  * secrets (owner `_shared`), write-only: no bridge-key path reads a value (the route table
  * leaves the bridge out of `/secrets/get` and `/secrets/resolve`). Reads are always made by an
- * agent-bound caller ({@link getSecret}, {@link readVersions}).
+ * agent-bound caller ({@link getSecret}, and `resolveSecretRefs`).
  */
 import { SHARED_OWNER } from '@agentpack-identity/protocol';
 import type { Keyring } from '../ports/keyring.js';
@@ -255,9 +255,14 @@ export async function getSecret(
 > {
   const delivery = await chooseDelivery(deps.store, principal, input.seal === true);
   const owner = input.owner ?? actingAgentOf(principal);
-  const [resolved] = await readVersions(deps, principal, 'secret.get', [
-    { agent_id: owner, name: input.name, version: input.version },
-  ]);
+  const found = await locateVersion(deps.store, actingAgentOf(principal), {
+    agent_id: owner,
+    name: input.name,
+    version: input.version,
+  });
+  if ('reason' in found) throw notFound(input.name, found.version, found.reason);
+  // Reads change nothing, so they need no write transaction: committed state, then the audit.
+  const [resolved] = await deliverVersions(deps, principal, 'secret.get', [found.doc]);
   return {
     name: input.name,
     ...(owner === SHARED_OWNER ? { owner: SHARED_OWNER } : {}),
@@ -272,17 +277,6 @@ export interface SecretRead {
   agent_id: string;
   name: string;
   version?: number | undefined;
-}
-
-/** Thrown by {@link readVersions} for the read at `index` that cannot be served. */
-export class SecretReadError extends Error {
-  constructor(
-    readonly index: number,
-    readonly reason: VersionUnavailable,
-    readonly version: number | undefined,
-  ) {
-    super(`read ${index} failed: ${reason}`);
-  }
 }
 
 /** The version a read names, found readable; or why it cannot be read. */
@@ -347,31 +341,6 @@ export async function deliverVersions(
       created_at: doc.created_at,
     })),
   );
-}
-
-/**
- * Reads several versions, all or nothing, records each read in the audit, then decrypts.
- * Authorization by scope is the caller's job: this only reads what it is told to (and a shared
- * secret only when the acting agent is granted it, see {@link locateVersion}).
- */
-export async function readVersions(
-  deps: SecretsDeps,
-  principal: AgentPrincipal,
-  action: 'secret.get' | 'secret.resolve',
-  reads: readonly SecretRead[],
-): Promise<Array<{ version: number; value: string; created_at: string }>> {
-  // Reads change nothing, so they need no write transaction: read committed state, then record
-  // every read.
-  const docs: SecretVersionDoc[] = [];
-  for (const [index, read] of reads.entries()) {
-    const found = await locateVersion(deps.store, actingAgentOf(principal), read);
-    if ('reason' in found) {
-      if (action === 'secret.get') throw notFound(read.name, found.version, found.reason);
-      throw new SecretReadError(index, found.reason, found.version);
-    }
-    docs.push(found.doc);
-  }
-  return deliverVersions(deps, principal, action, docs);
 }
 
 /** An agent's secrets: names and metadata, never values, sorted by name. */
