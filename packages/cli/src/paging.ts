@@ -3,14 +3,16 @@
  * `next_cursor` until it is null. While `--all` pages, a terminal shows the count so far on
  * stderr (never when stderr is not a terminal: scripts see only the result).
  */
+import { LIST_LIMIT_MAX } from '@agentpack-identity/protocol';
 import { connect, call, CONNECTION_HELP, type Connection } from './connection.js';
 import { CliError, usage, type CliIo } from './io.js';
 import { intOption } from './options.js';
 import { outputMode, printList, type Column, OUTPUT_HELP } from './table.js';
+import { checked, type Schema } from './validate.js';
 
 export const PAGE_VALUES = ['limit', 'cursor'] as const;
 export const PAGE_FLAGS = ['all'] as const;
-export const MAX_PAGE = 200;
+export const MAX_PAGE = LIST_LIMIT_MAX;
 
 export const PAGE_HELP = `  --limit N              items per page, 1-${MAX_PAGE} (default: the service's, 50)
   --cursor CURSOR        start at this page (a previous answer's next_cursor)
@@ -53,12 +55,25 @@ export async function readPages(
   key: string,
   io: CliIo,
   opts: PageOptions,
+  schema?: Schema<unknown>,
 ): Promise<{ items: Record<string, unknown>[]; next_cursor: string | null }> {
   const limit = intOption(opts.limit, 'limit', 1, MAX_PAGE);
   if (opts.cursor === '') throw usage('--cursor is empty');
   if (opts.all === true && opts.cursor !== undefined)
     throw usage('give --all or --cursor, not both');
   let cursor: string | undefined = opts.cursor;
+  // The route's own request schema, before anything is sent.
+  if (schema !== undefined) {
+    checked(
+      schema,
+      {
+        ...body,
+        ...(cursor === undefined ? {} : { cursor }),
+        ...(limit === undefined ? {} : { limit }),
+      },
+      path.slice(1),
+    );
+  }
   const items: Record<string, unknown>[] = [];
   const bar = progress(io);
   const seen = new Set<string>();
@@ -96,6 +111,8 @@ export interface ListSpec {
   path: string;
   key: string;
   columns: readonly Column[];
+  /** The protocol's request schema of the route. */
+  schema?: Schema<unknown>;
 }
 
 /** Runs a list command: connects, reads the pages asked for, prints them. */
@@ -108,7 +125,15 @@ export async function runList(
 ): Promise<number> {
   const mode = outputMode(opts, io);
   const conn = connect(opts, io, as);
-  const { items, next_cursor } = await readPages(conn, spec.path, body, spec.key, io, opts);
+  const { items, next_cursor } = await readPages(
+    conn,
+    spec.path,
+    body,
+    spec.key,
+    io,
+    opts,
+    spec.schema,
+  );
   printList(io, mode, spec.key, items, spec.columns, next_cursor);
   return 0;
 }

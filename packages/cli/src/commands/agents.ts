@@ -4,7 +4,12 @@
  * twice, takes as long as the agent is large, and is retried when interrupted, since the
  * service resumes it).
  */
-import { agentIdField, agentsCreateRequest } from '@agentpack-identity/protocol';
+import {
+  agentIdField,
+  agentsCreateRequest,
+  agentsListRequest,
+  agentsRetireRequest,
+} from '@agentpack-identity/protocol';
 import {
   call,
   connect,
@@ -123,7 +128,12 @@ async function agentsList(args: readonly string[], io: CliIo): Promise<number> {
   }
   const body =
     opts.disabled === true ? { disabled: true } : opts.enabled === true ? { disabled: false } : {};
-  return runList({ path: '/agents/list', key: 'agents', columns: AGENT_COLUMNS }, body, opts, io);
+  return runList(
+    { path: '/agents/list', key: 'agents', columns: AGENT_COLUMNS, schema: agentsListRequest },
+    body,
+    opts,
+    io,
+  );
 }
 
 async function agentsCreate(args: readonly string[], io: CliIo): Promise<number> {
@@ -173,6 +183,11 @@ async function agentsRetire(args: readonly string[], io: CliIo): Promise<number>
     throw usage(`retiring cannot be undone: repeat the id as --confirm ${id}`);
   }
   if (opts.confirm !== id) throw usage('--confirm does not match AGENT_ID: nothing was retired');
+  const body = checked(
+    agentsRetireRequest,
+    { agent_id: id, confirm: opts.confirm },
+    'agents retire',
+  );
   const mode = outputMode(opts, io);
   const conn = connect(opts, io, 'bridge');
   const bar = progress(io);
@@ -180,13 +195,9 @@ async function agentsRetire(args: readonly string[], io: CliIo): Promise<number>
     for (let attempt = 1; ; attempt++) {
       bar.show(`retiring ${id}${attempt > 1 ? ` (resuming, attempt ${attempt})` : ''}...`);
       try {
-        const answer = await call(
-          conn,
-          '/agents/retire',
-          { agent_id: id, confirm: opts.confirm },
-          io,
-          { timeoutMs: RETIRE_TIMEOUT_MS },
-        );
+        const answer = await call(conn, '/agents/retire', body, io, {
+          timeoutMs: RETIRE_TIMEOUT_MS,
+        });
         bar.done();
         printObject(io, mode, answer);
         return 0;

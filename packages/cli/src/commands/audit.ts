@@ -4,7 +4,12 @@
  * printing each new event once, until interrupted (SIGINT or SIGTERM end it cleanly, exit 0).
  * Events carry names, ids and versions, never a value, key or code.
  */
-import { agentIdField, runIdField } from '@agentpack-identity/protocol';
+import {
+  AUDIT_CATEGORIES,
+  agentIdField,
+  auditQueryRequest,
+  runIdField,
+} from '@agentpack-identity/protocol';
 import {
   call,
   connect,
@@ -19,7 +24,7 @@ import { LIST_OPTIONS_HELP, MAX_PAGE, PAGE_FLAGS, PAGE_VALUES, runList } from '.
 import { cell, OUTPUT_FLAGS, OUTPUT_HELP, outputMode, renderTable, type Column } from '../table.js';
 import { checked } from '../validate.js';
 
-const CATEGORIES = ['auth', 'settings', 'secrets'];
+const CATEGORIES: readonly string[] = AUDIT_CATEGORIES;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?(Z|[+-]\d\d:\d\d)$/;
 const DEFAULT_INTERVAL_SECONDS = 2;
 
@@ -128,7 +133,12 @@ async function auditQuery(args: readonly string[], io: CliIo): Promise<number> {
   });
   const until = time(opts.until, 'until');
   const body = { ...filters(opts), ...(until === undefined ? {} : { until }) };
-  return runList({ path: '/audit/query', key: 'events', columns: EVENT_COLUMNS }, body, opts, io);
+  return runList(
+    { path: '/audit/query', key: 'events', columns: EVENT_COLUMNS, schema: auditQueryRequest },
+    body,
+    opts,
+    io,
+  );
 }
 
 /** True for a poll failure worth trying again: no answer, or the service unavailable. */
@@ -234,6 +244,7 @@ async function auditTail(args: readonly string[], io: CliIo): Promise<number> {
   };
   try {
     const start = since ?? new Date(nowMs(io)).toISOString();
+    checked(auditQueryRequest, { ...base, since: start }, 'audit tail');
     await follow(conn, base, start, interval * 1000, print, io, stop.signal);
   } finally {
     release();

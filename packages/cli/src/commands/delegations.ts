@@ -4,7 +4,12 @@
  * is always made by the delegating agent, with its device key: the bridge key cannot grant
  * another agent's rights) and revokes those it gave or received.
  */
-import { delegateRequest, delegateRevokeRequest } from '@agentpack-identity/protocol';
+import {
+  DELEGATION_DIRECTIONS,
+  delegateRequest,
+  delegateRevokeRequest,
+  delegationsListRequest,
+} from '@agentpack-identity/protocol';
 import {
   AGENT_VALUES,
   agentOrDevice,
@@ -20,7 +25,7 @@ import { LIST_OPTIONS_HELP, PAGE_FLAGS, PAGE_VALUES, runList } from '../paging.j
 import { field, OUTPUT_FLAGS, OUTPUT_HELP, outputMode, printObject } from '../table.js';
 import { checked } from '../validate.js';
 
-const DIRECTIONS = ['from', 'to', 'both'];
+const DIRECTIONS: readonly string[] = DELEGATION_DIRECTIONS;
 
 const HELP = {
   group: `usage: ${NAME} delegations list (--agent AGENT | --device-key-file FILE)
@@ -98,7 +103,12 @@ async function delegationsList(args: readonly string[], io: CliIo): Promise<numb
     ...(opts.direction === undefined ? {} : { direction: opts.direction }),
     ...(opts['include-inactive'] === true ? { include_inactive: true } : {}),
   };
-  const spec = { path: '/delegations/list', key: 'delegations', columns: DELEGATION_COLUMNS };
+  const spec = {
+    path: '/delegations/list',
+    key: 'delegations',
+    columns: DELEGATION_COLUMNS,
+    schema: delegationsListRequest,
+  };
   return runList(spec, body, opts, io, who.as);
 }
 

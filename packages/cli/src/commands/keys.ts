@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import {
   deviceIssueRequest,
+  deviceListRequest,
   deviceRevokeRequest,
   isWellFormedDeviceKey,
 } from '@agentpack-identity/protocol';
@@ -142,7 +143,7 @@ async function keysList(args: readonly string[], io: CliIo): Promise<number> {
   const who = agentOrDevice(opts, io);
   const body = { ...who.body, ...(opts['include-revoked'] ? { include_revoked: true } : {}) };
   return runList(
-    { path: '/device/list', key: 'keys', columns: KEY_COLUMNS },
+    { path: '/device/list', key: 'keys', columns: KEY_COLUMNS, schema: deviceListRequest },
     body,
     opts,
     io,

@@ -3,7 +3,12 @@
  * (`--agent`, bridge key; or an agent's own with its device key) and revoke one with its whole
  * subtree. Spawning and running a command as a run is the `run` group (commands/run.ts).
  */
-import { runIdField, runsRevokeRequest } from '@agentpack-identity/protocol';
+import {
+  RUN_LIST_STATUSES,
+  runIdField,
+  runsListRequest,
+  runsRevokeRequest,
+} from '@agentpack-identity/protocol';
 import {
   AGENT_VALUES,
   agentOrDevice,
@@ -19,7 +24,7 @@ import { LIST_OPTIONS_HELP, PAGE_FLAGS, PAGE_VALUES, runList } from '../paging.j
 import { field, OUTPUT_FLAGS, OUTPUT_HELP, outputMode, printObject } from '../table.js';
 import { checked } from '../validate.js';
 
-const STATUSES = ['active', 'ended', 'all'];
+const STATUSES: readonly string[] = RUN_LIST_STATUSES;
 
 const HELP = {
   group: `usage: ${NAME} runs list (--agent AGENT | --device-key-file FILE)
@@ -78,7 +83,13 @@ async function runsList(args: readonly string[], io: CliIo): Promise<number> {
     ...(opts.status === undefined ? {} : { status: opts.status }),
     ...(opts.root === undefined ? {} : { root_run_id: checked(runIdField, opts.root, '--root') }),
   };
-  return runList({ path: '/runs/list', key: 'runs', columns: RUN_COLUMNS }, body, opts, io, who.as);
+  return runList(
+    { path: '/runs/list', key: 'runs', columns: RUN_COLUMNS, schema: runsListRequest },
+    body,
+    opts,
+    io,
+    who.as,
+  );
 }
 
 async function runsRevoke(args: readonly string[], io: CliIo): Promise<number> {

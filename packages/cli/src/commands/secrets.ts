@@ -11,6 +11,7 @@ import {
   agentIdField,
   secretNameField,
   secretsGetRequest,
+  secretsGrantRequest,
   secretsPutRequest,
   SHARED_OWNER,
 } from '@agentpack-identity/protocol';
@@ -342,9 +343,8 @@ function grant(path: string): Command['run'] {
       refused: REFUSED_CREDENTIALS,
     });
     const name = secretName(opts._[0]!);
-    const agents = listOption(required(opts.agents, 'agents'), 'agents').map((a) =>
-      checked(agentIdField, a, '--agents'),
-    );
+    const agents = listOption(required(opts.agents, 'agents'), 'agents');
+    checked(secretsGrantRequest, { name, agents }, '--agents');
     const mode = outputMode(opts, io);
     const conn = connect(opts, io, 'bridge');
     printObject(io, mode, await call(conn, path, { name, agents }, io));
