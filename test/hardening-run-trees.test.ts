@@ -5,7 +5,8 @@
  * in-process emulator always; the official one when FIRESTORE_EMULATOR_HOST is set). The
  * answers and the audit list exactly the runs whose state changed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { RUN_BATCH } from '../functions/src/core/run-tree.js';
 import type { Store } from '../functions/src/ports/store.js';
 import { manualClock } from './helpers/clock.js';
@@ -14,8 +15,10 @@ import {
   startFirestoreEmulator,
   type FirestoreEmulator,
 } from './helpers/firestore-emulator.js';
+import { interruptible } from './helpers/interruptible-store.js';
 import { runClient, type Run, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 let emulator: FirestoreEmulator | undefined;
 beforeAll(async () => {
@@ -51,8 +54,8 @@ describe.each(backends)('run trees end whole: $name', { timeout: 240_000 }, (bac
   const clock = manualClock(Date.now());
 
   async function start(): Promise<void> {
-    const store = backend.store();
-    svc = await startTestService({ clock, ...(store === undefined ? {} : { store }) });
+    const own = backend.store();
+    svc = await startTestService({ clock, ...(own === undefined ? {} : { store: own }) });
     runs = runClient(svc, clock);
     await svc.post('/agents/create', { display_name: 'a', agent_id: 'agent-a' }, svc.bridge);
     dk = (await svc.post('/device/issue', { agent_id: 'agent-a' }, svc.bridge)).body.device_key;
@@ -152,5 +155,30 @@ describe.each(backends)('run trees end whole: $name', { timeout: 240_000 }, (bac
     await svc.post('/agents/enable', { agent_id: 'agent-a' }, svc.bridge);
     expect(await status(byOne)).toBe('revoked');
     expect((await read(byOne)).status).toBe(401);
+  });
+
+  it('enabling an agent whose disable was cut short first ends the runs it missed', async () => {
+    const tmp = tempDir();
+    onTestFinished(() => tmp.remove());
+    const store = interruptible(
+      backend.store() ?? openSqliteStore({ file: `${tmp.dir}/s.sqlite` }),
+    );
+    svc = await startTestService({ clock, store });
+    runs = runClient(svc, clock);
+    await svc.post('/agents/create', { display_name: 'a', agent_id: 'agent-a' }, svc.bridge);
+    dk = (await svc.post('/device/issue', { agent_id: 'agent-a' }, svc.bridge)).body.device_key;
+    await svc.post('/secrets/put', { name: 'openai_key', value: 'sk-1' }, svc.device(dk));
+    const live = await runs.spawn(svc.device(dk));
+    store.arm(1); // the disable commits; its run walk does not
+    expect((await svc.post('/agents/disable', { agent_id: 'agent-a' }, svc.bridge)).status).toBe(
+      500,
+    );
+    store.disarm();
+    expect((await svc.store.get('runs', live.run_id))?.ended).toBeNull();
+    expect((await svc.post('/agents/enable', { agent_id: 'agent-a' }, svc.bridge)).status).toBe(
+      200,
+    );
+    expect(await status(live)).toBe('revoked');
+    expect((await read(live)).status).toBe(401);
   });
 });

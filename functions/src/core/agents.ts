@@ -93,20 +93,32 @@ export async function getAgent(deps: CoreDeps, agentId: string): Promise<Agent> 
  * (409 `failed_precondition`): retire is the end, and `disabled` is what every credential
  * check refuses it by (auth/enabled-agent.ts), so the refusal lives at that one switch.
  */
+function retiredRefusal(agentId: string): ApiError {
+  return new ApiError('failed_precondition', 'a retired agent cannot be enabled', {
+    agent_id: agentId,
+    reason: 'retired',
+  });
+}
+
 export async function setAgentDisabled(
   deps: CoreDeps,
   principal: Principal,
   agentId: string,
   disabled: boolean,
 ): Promise<Agent> {
+  // Before an agent comes back, the run walk of its disable must be complete: a walk cut short
+  // left runs that only the disabled flag refused, and enabling would bring them back to life.
+  // Nothing is live while the agent is disabled, so this finds only what that walk missed.
+  if (!disabled) {
+    const before = await requireAgent(deps.store, agentId);
+    if (isRetired(before)) throw retiredRefusal(agentId);
+    if (before.disabled) {
+      await revokeRunsOf(deps, principal, { agent_id: agentId, action: 'agent.disable' });
+    }
+  }
   const agent = await deps.store.transact(async (tx) => {
     const current = await requireAgent(tx, agentId);
-    if (!disabled && isRetired(current)) {
-      throw new ApiError('failed_precondition', 'a retired agent cannot be enabled', {
-        agent_id: agentId,
-        reason: 'retired',
-      });
-    }
+    if (!disabled && isRetired(current)) throw retiredRefusal(agentId);
     if (current.disabled === disabled) return agentView(current);
     const at = rfc3339(deps.clock.now());
     const doc: AgentDoc = { ...current, disabled, updated_at: at };
