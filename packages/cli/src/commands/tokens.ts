@@ -56,9 +56,10 @@ options:
   --aud AUDIENCE   default: $AGENTPACK_AUDIENCE, else agentpack
   --register URL   first record the token in the service's ledger: POST URL/tokens/register
                    with {jti, sub, scope, iat, exp, kid} (never the token), authenticated with
-                   the bridge key from $AGENTPACK_BRIDGE_KEY (or the first of
-                   $AGENTPACK_BRIDGE_KEYS). The token is printed only once the service answers
-                   201. Plain http is allowed to loopback addresses only.
+                   the bridge key from $AGENTPACK_BRIDGE_KEY (or the file
+                   $AGENTPACK_BRIDGE_KEY_FILE, or the first of $AGENTPACK_BRIDGE_KEYS). The
+                   token is printed only once the service answers 201. Plain http is allowed
+                   to loopback addresses only.
   -h, --help       this help
 `,
 } as const;
@@ -90,10 +91,15 @@ function readJwkFile(file: string): unknown {
   }
 }
 
-/** The bridge key for `--register`: `AGENTPACK_BRIDGE_KEY`, else the first of the list. */
+/**
+ * The bridge key for `--register`: `AGENTPACK_BRIDGE_KEY`, else the file
+ * `AGENTPACK_BRIDGE_KEY_FILE`, else the first of `AGENTPACK_BRIDGE_KEYS`.
+ */
 function bridgeKey(env: CliIo['env']): string {
   const single = env['AGENTPACK_BRIDGE_KEY']?.trim();
   if (single) return single;
+  const file = env['AGENTPACK_BRIDGE_KEY_FILE'];
+  if (file) return readPrivateFile(file);
   const first = (env['AGENTPACK_BRIDGE_KEYS'] ?? '')
     .split(',')
     .map((k) => k.trim())
