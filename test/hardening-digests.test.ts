@@ -156,7 +156,12 @@ describe('agentpack-identity maintenance migrate-digests', () => {
       const env = { AGENTPACK_DATA_DIR: tmp.dir };
       const first = await runNode(['maintenance', 'migrate-digests'], env);
       expect(first.stderr).toBe('');
-      expect(JSON.parse(first.stdout)).toEqual({ scanned: 1, moved: 1 });
+      expect(JSON.parse(first.stdout)).toEqual({
+        scanned: 1,
+        moved: 1,
+        list_keys: 1,
+        audit_order_keys: 0,
+      });
       expect(first.stdout).not.toContain(legacyKey);
       const file = digestKeyFile(tmp.dir);
       expect(statSync(file).mode & 0o777).toBe(0o600);
@@ -168,7 +173,12 @@ describe('agentpack-identity maintenance migrate-digests', () => {
       });
       await reopened.close();
       const again = await runNode(['maintenance', 'migrate-digests', '--data-dir', tmp.dir], {});
-      expect(JSON.parse(again.stdout)).toEqual({ scanned: 1, moved: 0 });
+      expect(JSON.parse(again.stdout)).toEqual({
+        scanned: 1,
+        moved: 0,
+        list_keys: 0,
+        audit_order_keys: 0,
+      });
       const pruned = await runNode(['maintenance', 'prune'], env);
       expect(Object.keys(JSON.parse(pruned.stdout)).sort()).toEqual([
         'device_enrollments',

@@ -6,6 +6,13 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initializeApp } from 'firebase-admin/app';
+import { getFirestore } from 'firebase-admin/firestore';
+import {
+  AUDIT_COLLECTION,
+  FIRESTORE_UNIVERSE,
+  firestoreStore,
+} from '../functions/src/adapters/firestore-store.js';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import type { AuditEvent } from '../functions/src/core/audit.js';
 import type { AgentDoc, DeviceKeyDoc, Store } from '../functions/src/ports/store.js';
@@ -262,6 +269,38 @@ describe.each(factories)('store contract: $name', (factory) => {
     await store.close();
   });
 
+  it('pages the audit log oldest first: after a key, within [since, until), with stable ids', async () => {
+    const store = await factory.open();
+    const at = (s: number) => `2026-01-01T00:00:0${s}.000Z`;
+    const ev = (s: number, id: string): AuditEvent => ({ ...event(id), at: at(s) });
+    await store.transact(async (tx) => {
+      tx.audit(ev(1, 'e1'));
+      tx.audit(ev(2, 'e2'));
+    });
+    await store.appendAudit([ev(3, 'e3'), ev(3, 'e4')]);
+    await store.transact(async (tx) => tx.audit(ev(5, 'e5')));
+    const all = await store.auditPage({ limit: 10 });
+    expect(all.map((r) => r.event.target.agent_id).slice(0, 2)).toEqual(['e1', 'e2']);
+    expect(all.map((r) => r.event)).toContainEqual(ev(5, 'e5'));
+    expect(all.map((r) => r.event.at)).toEqual([at(1), at(2), at(3), at(3), at(5)]);
+    expect(new Set(all.map((r) => r.event_id)).size).toBe(5);
+    for (const r of all) expect(store.isAuditKey(r.key)).toBe(true);
+    expect(store.isAuditKey('not a key')).toBe(false);
+    // After a key: the rest, in the same order and with the same ids, page by page.
+    const first = await store.auditPage({ limit: 2 });
+    const rest = await store.auditPage({ after: first.at(-1)!.key, limit: 10 });
+    expect([...first, ...rest]).toEqual(all);
+    const window = await store.auditPage({ since: at(2), until: at(5), limit: 10 });
+    expect(window.map((r) => r.event.target.agent_id).slice(0, 1)).toEqual(['e2']);
+    expect(window.map((r) => r.event.at)).toEqual([at(2), at(3), at(3)]);
+    const later = await store.auditPage({ after: all[3]!.key, since: at(2), limit: 10 });
+    expect(later).toEqual([all[4]]);
+    await expect(store.auditPage({ limit: 0 })).rejects.toThrow();
+    // Nothing to give an order key to in a log written by this version.
+    expect((await store.backfillAuditOrder(null, 10)).updated).toBe(0);
+    await store.close();
+  });
+
   it('commits nothing, audit included, when the transaction throws', async () => {
     const store = await factory.open();
     await expect(
@@ -315,6 +354,32 @@ describe.each(factories)('store contract: $name', (factory) => {
       expect((await store.get('agents', 'counter'))?.display_name).toBe('20');
       await store.close();
     });
+});
+
+describe('firestore store specifics', () => {
+  it('gives audit events written before order keys theirs, once, so the audit pages reach them', async () => {
+    const name = `demo-backfill-${Date.now()}`;
+    const db = getFirestore(initializeApp({ projectId: name }, name));
+    const official = process.env['FIRESTORE_EMULATOR_HOST'];
+    delete process.env['FIRESTORE_EMULATOR_HOST'];
+    try {
+      db.settings({ host: emulator!.host, ssl: false, universeDomain: FIRESTORE_UNIVERSE });
+    } finally {
+      if (official !== undefined) process.env['FIRESTORE_EMULATOR_HOST'] = official;
+    }
+    const store = firestoreStore(db);
+    const old = { ...event('old'), at: '2025-06-01T00:00:00.000Z' };
+    const ref = await db.collection(AUDIT_COLLECTION).add(old);
+    await store.appendAudit([event('new')]);
+    const first = await store.backfillAuditOrder(null, 500);
+    expect(first).toEqual({ scanned: 2, updated: 1, next: null });
+    expect(await store.backfillAuditOrder(null, 500)).toMatchObject({ updated: 0 });
+    const page = await store.auditPage({ limit: 10 });
+    expect(page.map((r) => r.event)).toEqual([old, event('new')]);
+    expect(page[0]!.event_id).toBe(ref.id);
+    expect(await store.auditEvents(10)).toContainEqual(old);
+    await store.close();
+  });
 });
 
 describe('sqlite store specifics', () => {

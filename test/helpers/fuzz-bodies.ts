@@ -93,6 +93,15 @@ const VALID_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   seal: fc.constant(false),
   task: fc.constantFrom('summarise inbox', 'fuzz task'),
   run_id: fc.constant(new Ref('run id', (c) => c.run.id)),
+  // The lists and the audit query (a cursor has no valid value of its own: it comes from a page).
+  limit: fc.integer({ min: 1, max: 200 }),
+  root_run_id: fc.constant(new Ref('run id', (c) => c.run.id)),
+  direction: fc.constantFrom('from', 'to', 'both'),
+  status: fc.constantFrom('active', 'ended', 'all'),
+  action: fc.constantFrom('secret.get', 'agent.create', 'run.spawn'),
+  category: fc.constantFrom('auth', 'secrets', 'settings'),
+  since: fc.constant('2020-01-01T00:00:00Z'),
+  until: fc.constant('2099-01-01T00:00:00Z'),
 };
 
 /** Whole bodies where fields depend on each other. */

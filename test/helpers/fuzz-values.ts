@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { generateDeviceKeys, signAttestation } from '@agentpack-identity/protocol';
+import { encodeCursor } from '../../functions/src/core/paging.js';
 import { DELEGABLE, b64 } from './fuzz-calls.js';
 import { AGENT_A, AGENT_B, AGENT_C, type Ctx } from './fuzz-fixture.js';
 
@@ -216,6 +217,66 @@ const sha256Hex = fc.oneof(
   fc.constantFrom('0'.repeat(64), 'F'.repeat(64), 'a'.repeat(63), 'a'.repeat(65)),
 );
 
+/**
+ * The queries a cursor is checked against when a list is called without filters (for
+ * /device/list: by agent A's device key), so a cursor made for them reaches the store.
+ */
+const UNFILTERED: Record<string, Record<string, unknown>> = {
+  'agents/list': { disabled: undefined },
+  'device/list': { agent_id: AGENT_A, include_revoked: false },
+  'audit/query': {
+    agent_id: undefined,
+    run_id: undefined,
+    action: undefined,
+    category: undefined,
+    since: undefined,
+    until: undefined,
+  },
+};
+
+/**
+ * Cursors: garbage, well-formed with a wrong check, and cursors made by the service's own
+ * encoder around any key (a forged position: refused, or read from, never a 5xx).
+ */
+const cursorValue = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.stringMatching(/^[A-Za-z0-9_-]{8,60}\.[A-Za-z0-9_-]{16}$/),
+  fc
+    .tuple(fc.constantFrom(...Object.keys(UNFILTERED)), fc.string({ maxLength: 20 }))
+    .map(([r, k]) => {
+      const payload = b64(Buffer.from(JSON.stringify({ v: 1, r, q: 'x', k })));
+      return `${payload}.${b64(Buffer.from('not the check'))}`;
+    }),
+  fc
+    .tuple(
+      fc.constantFrom(...Object.keys(UNFILTERED)),
+      fc.oneof(
+        fc.string({ maxLength: 30 }),
+        fc.string({ unit: 'binary', maxLength: 30 }),
+        fc.constantFrom('0', '-1', '1e3', '99999999999999999999', '\u0000', 'z'.repeat(401)),
+        fc.nat().map(String),
+      ),
+    )
+    .map(([r, k]) => encodeCursor(r, UNFILTERED[r]!, k)),
+);
+
+/** RFC 3339 times, valid and not: offsets, fractions, impossible dates, years out of range. */
+const instant = fc.oneof(
+  fc
+    .integer({ min: Date.parse('2020-01-01T00:00:00Z'), max: Date.parse('2030-01-01T00:00:00Z') })
+    .map((ms) => new Date(ms).toISOString()),
+  fc.constantFrom(
+    '2026-01-01T00:00:00Z',
+    '2026-01-01T00:00:00+05:30',
+    '2026-02-30T00:00:00Z',
+    '9999-12-31T23:59:59-05:00',
+    '0000-01-01T00:00:00+01:00',
+    '2026-01-01T00:00:00.0001Z',
+    '2026-01-01',
+    'yesterday',
+  ),
+);
+
 /** Plausible values per field (`path:field` first, then `field`). */
 export const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   expected_fingerprint: fc.oneof(
@@ -341,4 +402,23 @@ export const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
     fc.boolean(),
     fc.string({ maxLength: 10 }),
   ),
+  // The lists and the audit query.
+  cursor: cursorValue,
+  limit: fc.oneof(fc.integer({ min: 1, max: 200 }), fc.constantFrom(0, 201, 1.5), boundaryNumber),
+  disabled: fc.boolean(),
+  include_revoked: fc.boolean(),
+  include_inactive: fc.boolean(),
+  direction: fc.constantFrom('from', 'to', 'both', 'From', ''),
+  status: fc.constantFrom('active', 'ended', 'all', 'completed', ''),
+  root_run_id: fc.oneof(
+    { arbitrary: fc.constant(new Ref('run id', (c) => c.run.id)), weight: 2 },
+    { arbitrary: fc.stringMatching(/^run_[A-Za-z0-9_-]{22}$/), weight: 1 },
+  ),
+  action: fc.oneof(
+    fc.constantFrom('secret.get', 'agent.create', 'run.spawn', 'nope.nope', 'Secret.Get', '.'),
+    fc.stringMatching(/^[a-z_]{1,10}\.[a-z_]{1,10}$/),
+  ),
+  category: fc.constantFrom('auth', 'secrets', 'settings', 'nope', ''),
+  since: instant,
+  until: instant,
 };

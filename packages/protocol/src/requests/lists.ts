@@ -34,11 +34,17 @@ const page = { cursor: cursorField.optional(), limit: listLimitField.optional() 
 const RFC3339 =
   /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,3})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
 
+/** True when the calendar date at the start of an RFC 3339 time exists (no 30 February). */
+function dateExists(text: string): boolean {
+  const [y, m, d] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(y, m - 1, d)).getUTCDate() === d;
+}
+
 export const instantField = (field: string) =>
   z
     .string()
     .regex(RFC3339, `${field} must be an RFC 3339 time, such as 2026-01-01T00:00:00Z`)
-    .refine((text) => !Number.isNaN(Date.parse(text)), `${field} is not a valid time`);
+    .refine((text) => dateExists(text), `${field} is not a date of the calendar`);
 
 /** `POST /agents/list` (bridge). */
 export const agentsListRequest = z.strictObject({ disabled: z.boolean().optional(), ...page });
