@@ -37,6 +37,11 @@ export const AUDIT_COLLECTION = 'audit_events';
  * the collection's one indexed field (ascending only, see firestore.indexes.json): it grows with
  * time, which caps the collection's writes at Firestore's rate for a monotonically increasing
  * indexed field (about 500/s); sharding the log's order is left to a later change.
+ *
+ * The order is of `at` (taken when the request began), not of commit: an event that commits
+ * after a reader's cursor has passed its key (a slower transaction begun earlier, or one of the
+ * same millisecond with a lower random id) is not on that reader's later pages. SQLite's
+ * sequence has no such gap; a sequence of commit here is for the same later change.
  */
 export const AUDIT_ORDER_FIELD = 'order_key';
 

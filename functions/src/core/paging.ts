@@ -5,8 +5,12 @@
  * **Order and cursors.** Every list reads one or more ordered queries of the store, each by a
  * key unique per item (`list_key`: creation time then id; `agent_id`; the audit log's own key).
  * The cursor names the key of the last item the previous page *read*; the next page reads
- * strictly after it. So an item added meanwhile shows up on a later page if its key sorts after
- * the cursor, and no item is ever repeated or skipped for an insert.
+ * strictly after it. So no item is listed twice, none that existed when the listing began is
+ * missed, and an item added meanwhile is listed on a later page when its key sorts after the
+ * cursor (new device keys, delegations and runs do: their key starts with their creation
+ * time) and not when it sorts before (a new agent whose id is earlier in the alphabet).
+ * Keys of several sources are merged in UTF-16 code unit order, which is the stores' byte order
+ * for the ASCII keys of every list.
  *
  * **Filters in memory, within a budget.** Conditions the query cannot carry (the store takes one
  * equality at most) are applied while reading, up to {@link SCAN_FACTOR} × `limit` items read;

@@ -393,8 +393,9 @@ export interface Store extends StoreReader {
   auditEvents(limit: number): Promise<AuditEvent[]>;
   /**
    * One page of the audit log in its own order, oldest first (see {@link AuditPageQuery}).
-   * SQLite: by commit sequence. Firestore: by `order_key` (`at`, `~`, the random document id),
-   * the one indexed field of the collection. Events without an order key (written before it
+   * SQLite: by commit sequence (a page after a key sees every event committed since). Firestore:
+   * by `order_key` (`at`, `~`, the random document id), the one indexed field of the collection
+   * (an event committed late with an `at` before a key already passed is missed after it). Events without an order key (written before it
    * existed) are left out until {@link backfillAuditOrder} has given them one.
    */
   auditPage(query: AuditPageQuery): Promise<AuditRecord[]>;
