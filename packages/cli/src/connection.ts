@@ -41,6 +41,9 @@ export const CONNECTION_HELP = `  --url URL              the service (default: $
 export const DEVICE_HELP = `  --device-key-file FILE act as the agent of this device key (default:
                          $AGENTPACK_DEVICE_KEY_FILE, else the profile's device-key-file)`;
 
+/** ... for the commands that take the bridge key unless a device key file is given. */
+export const DEVICE_FLAG_HELP = `  --device-key-file FILE act as the agent of this device key (without it: the bridge key)`;
+
 export type Credential =
   { kind: 'bridge'; key: string } | { kind: 'device'; device: DeviceCredential };
 

@@ -191,9 +191,16 @@ async function agentsRetire(args: readonly string[], io: CliIo): Promise<number>
   const mode = outputMode(opts, io);
   const conn = connect(opts, io, 'bridge');
   const bar = progress(io);
+  const started = Date.now();
+  let note = '';
+  const show = () =>
+    bar.show(`retiring ${id}${note}... ${Math.round((Date.now() - started) / 1000)} s`);
+  // On a terminal, the line ticks while the service walks the agent's keys, runs and secrets.
+  const ticker = io.tty?.stderr === true ? setInterval(show, 1000) : undefined;
   try {
     for (let attempt = 1; ; attempt++) {
-      bar.show(`retiring ${id}${attempt > 1 ? ` (resuming, attempt ${attempt})` : ''}...`);
+      if (attempt > 1) note = ` (resuming, attempt ${attempt})`;
+      show();
       try {
         const answer = await call(conn, '/agents/retire', body, io, {
           timeoutMs: RETIRE_TIMEOUT_MS,
@@ -206,6 +213,7 @@ async function agentsRetire(args: readonly string[], io: CliIo): Promise<number>
       }
     }
   } finally {
+    if (ticker !== undefined) clearInterval(ticker);
     bar.done();
   }
 }

@@ -16,6 +16,7 @@ import {
   call,
   connect,
   CONNECTION_HELP,
+  DEVICE_FLAG_HELP,
   DEVICE_HELP,
   REFUSED_CREDENTIALS,
 } from '../connection.js';
@@ -69,12 +70,13 @@ ${DEVICE_HELP}
   revoke: `usage: ${NAME} delegations revoke DELEGATION_ID [--device-key-file FILE]
 
 Revokes a delegation at once (POST /delegate/revoke): with the bridge key (any), or with the
-device key of the delegating agent or the delegate.
+device key (--device-key-file) of the delegating agent or the delegate. Without
+--device-key-file, the bridge key.
 
 options:
 ${OUTPUT_HELP}
 ${CONNECTION_HELP}
-${DEVICE_HELP}
+${DEVICE_FLAG_HELP}
   -h, --help             this help
 `,
 } as const;

@@ -17,6 +17,7 @@ import {
   connect,
   CONNECTION_HELP,
   agentOrDevice,
+  DEVICE_FLAG_HELP,
   DEVICE_HELP,
   REFUSED_CREDENTIALS,
 } from '../connection.js';
@@ -76,12 +77,13 @@ ${DEVICE_HELP}
   revoke: `usage: ${NAME} keys revoke KEY_ID [--device-key-file FILE]
 
 Revokes a device key (POST /device/revoke), at once: with the bridge key (any agent's), or with
-a device key (its own agent's keys; another agent's key is not found, exit 3).
+a device key given with --device-key-file (its own agent's keys; another agent's key is not
+found, exit 3). Without --device-key-file, the bridge key.
 
 options:
 ${OUTPUT_HELP}
 ${CONNECTION_HELP}
-${DEVICE_HELP}
+${DEVICE_FLAG_HELP}
   -h, --help             this help
 `,
 } as const;

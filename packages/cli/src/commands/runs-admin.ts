@@ -15,6 +15,7 @@ import {
   call,
   connect,
   CONNECTION_HELP,
+  DEVICE_FLAG_HELP,
   DEVICE_HELP,
   REFUSED_CREDENTIALS,
 } from '../connection.js';
@@ -49,12 +50,13 @@ ${DEVICE_HELP}
   revoke: `usage: ${NAME} runs revoke RUN_ID [--device-key-file FILE]
 
 Revokes a run and its whole subtree in one call (POST /runs/revoke): with the bridge key, or
-the device key of the run's agent. Prints {run_id, revoked: [every run ended]}.
+the device key (--device-key-file) of the run's agent. Without --device-key-file, the
+bridge key. Prints {run_id, revoked: [every run ended]}.
 
 options:
 ${OUTPUT_HELP}
 ${CONNECTION_HELP}
-${DEVICE_HELP}
+${DEVICE_FLAG_HELP}
   -h, --help             this help
 `,
 } as const;
