@@ -237,8 +237,51 @@ describe('secrets: operators provision, agents read', () => {
     expect((await cli(read)).code).toBe(3);
   });
 
+  it('an enrolled device reads sealed and signed: get opens the value with its sealing key', async () => {
+    const dir = join(tmp.dir, 'enrolled-device');
+    expect((await cli(['device', 'keygen', '--out', dir])).code).toBe(0);
+    const fingerprint = JSON.parse(readFileSync(join(dir, 'device.json'), 'utf8')).fingerprint;
+    const enrollment = await service.post(
+      '/device/enrollments/create',
+      { agent_id: agent, expected_fingerprint: fingerprint },
+      service.bridge,
+    );
+    expect(enrollment.status).toBe(201);
+    const enrolled = await cli([
+      'device',
+      'enroll',
+      '--url',
+      service.url,
+      '--code',
+      enrollment.body.code,
+      '--keys',
+      dir,
+    ]);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    await ok(['secrets', 'put', 'sealed_key', '--agent', agent], 'sk-sealed-value-55');
+    await ok(['settings', 'set', 'secrets.require_sealed', 'true']);
+    await ok(['settings', 'set', 'device.require_signed_requests', 'true']);
+    try {
+      const got = await cli([
+        'secrets',
+        'get',
+        'sealed_key',
+        '--device-key-file',
+        join(dir, 'device-key'),
+      ]);
+      expect(got).toMatchObject({ code: 0, stdout: 'sk-sealed-value-55', stderr: '' });
+      // The bare device key of the same agent cannot read in clear any more.
+      const bare = await cli(['secrets', 'get', 'sealed_key', '--device-key-file', deviceKeyFile]);
+      expect(bare.code).toBe(1);
+      expect(bare.stdout + bare.stderr).not.toContain('sk-sealed-value-55');
+    } finally {
+      await ok(['settings', 'set', 'secrets.require_sealed', 'false']);
+      await ok(['settings', 'set', 'device.require_signed_requests', 'false']);
+    }
+  });
+
   it('no value ever reached a log line or an error', () => {
-    for (const value of [VALUE, 'sk-from-a-file-77', 'sk-shared-value-31']) {
+    for (const value of [VALUE, 'sk-from-a-file-77', 'sk-shared-value-31', 'sk-sealed-value-55']) {
       expect(service.logs.join('\n')).not.toContain(value);
     }
   });
