@@ -27,6 +27,8 @@ import { checked } from '../validate.js';
 const CATEGORIES: readonly string[] = AUDIT_CATEGORIES;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?(Z|[+-]\d\d:\d\d)$/;
 const DEFAULT_INTERVAL_SECONDS = 2;
+/** How far back each poll of `audit tail` looks again, for events committed late. */
+const OVERLAP_MS = 5_000;
 
 const FILTER_HELP = `  --agent AGENT          events of this agent
   --run RUN_ID           events of this run
@@ -162,8 +164,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Follows the log. Pages are read with the service's cursor; at the end of the log (no
- * next_cursor) the next poll starts again at the last event's time (`since` is inclusive)
- * and skips the events already printed at that instant, so each event prints once.
+ * next_cursor) the next poll starts again a few seconds before the newest event printed
+ * (`since` is inclusive; an event's time may lag its commit, and Firestore orders by time)
+ * and skips the events it already printed, so each event prints once.
  */
 async function follow(
   conn: Connection,
@@ -210,11 +213,13 @@ async function follow(
       continue;
     }
     cursor = undefined;
-    // Start the next poll at the newest event printed, forgetting what is older than it.
-    const latest = Math.max(Date.parse(from), ...[...printed.values()].map((at) => Date.parse(at)));
-    if (Number.isFinite(latest) && latest > Date.parse(from)) {
-      from = new Date(latest).toISOString();
-      printed = new Map([...printed].filter(([, at]) => Date.parse(at) >= latest));
+    // The next poll starts a little before the newest event printed (an event's time may lag
+    // its commit), and skips what it already printed; older ids are forgotten.
+    const latest = Math.max(0, ...[...printed.values()].map((at) => Date.parse(at)));
+    const start = Math.max(Date.parse(since), latest - OVERLAP_MS);
+    if (Number.isFinite(start) && start > Date.parse(from)) {
+      from = new Date(start).toISOString();
+      printed = new Map([...printed].filter(([, at]) => Date.parse(at) >= start));
     }
     await sleep(intervalMs, signal);
   }
