@@ -20,7 +20,8 @@ import type { SecretVersionDoc } from '../ports/store.js';
 import { ApiError } from './errors.js';
 import { actingAgentOf, credentialScope, type AgentPrincipal } from './principal.js';
 import { chooseDelivery, deliver } from './sealed-delivery.js';
-import { deliverVersions, locateVersion, type SecretsDeps } from './secrets.js';
+import { deliverVersions, locateVersion } from './secret-reads.js';
+import type { SecretsDeps } from './secrets.js';
 
 /** A scope entry for `secrets/get` or `secrets/resolve` (either, narrowed or not) allows a read. */
 function allowsRead(scope: readonly string[], resource: string): boolean {

@@ -14,24 +14,17 @@
  * the agent it acts for; the bridge key (operators) those of the agent it names, or the shared
  * secrets (owner `_shared`), write-only: no bridge-key path reads a value (the route table
  * leaves the bridge out of `/secrets/get` and `/secrets/resolve`). Reads are always made by an
- * agent-bound caller ({@link getSecret}, and `resolveSecretRefs`).
+ * agent-bound caller (`secret-reads.ts`: `/secrets/get` and `/secrets/resolve`).
  */
 import { SHARED_OWNER } from '@agentpack-identity/protocol';
 import type { Keyring } from '../ports/keyring.js';
 import { rfc3339 } from '../ports/clock.js';
-import type {
-  SecretDoc,
-  SecretVersionDoc,
-  SecretVersionMeta,
-  StoreReader,
-  Tx,
-} from '../ports/store.js';
+import type { SecretVersionMeta, StoreReader, Tx } from '../ports/store.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf, type AuditAction, type AuditTarget } from './audit.js';
-import { openValue, recordAad, sealValue, type SealedValue } from './envelope.js';
+import { recordAad, sealValue } from './envelope.js';
 import { ApiError } from './errors.js';
-import { actingAgentOf, type AgentPrincipal, type Principal } from './principal.js';
-import { chooseDelivery, deliver } from './sealed-delivery.js';
+import { actingAgentOf, type Principal } from './principal.js';
 import { readSetting } from './settings.js';
 
 /** The largest secret value: 32 KiB of UTF-8. */
@@ -102,34 +95,16 @@ export function secretTarget(owner: string, name: string, version?: number): Aud
 /** Why a version cannot be read; `details.reason` of the 404. */
 export type VersionUnavailable = 'not_found' | 'deleted' | 'destroyed';
 
-function unavailable(
-  meta: SecretDoc | null,
+export function notFound(
+  name: string,
   version: number | undefined,
-): VersionUnavailable | null {
-  if (meta === null || version === undefined) return 'not_found';
-  const entry = meta.versions.find((v) => v.version === version);
-  if (entry === undefined) return 'not_found';
-  if (entry.destroyed) return 'destroyed';
-  if (entry.deleted_at !== null) return 'deleted';
-  return null;
-}
-
-function notFound(name: string, version: number | undefined, reason: VersionUnavailable): ApiError {
+  reason: VersionUnavailable,
+): ApiError {
   return new ApiError('not_found', 'no such secret version', {
     name,
     ...(version === undefined ? {} : { version }),
     reason,
   });
-}
-
-function sealedOf(doc: SecretVersionDoc): SealedValue {
-  return {
-    ciphertext: doc.ciphertext,
-    iv: doc.iv,
-    tag: doc.tag,
-    wrapped_key: doc.wrapped_key,
-    kek_ref: doc.kek_ref,
-  };
 }
 
 function audit(
@@ -231,116 +206,6 @@ export async function putSecret(
     version = outcome.retryWith;
     sealed = await seal(version);
   }
-}
-
-/**
- * Reads a version (default: the current one) and decrypts it, for the agent the call acts for:
- * its own secret, or with `owner: "_shared"` the shared secret of that name when the agent is
- * granted it (not granted reads exactly as not found). A version that was never written, was
- * pruned, is deleted or destroyed: 404 with `details.reason`.
- */
-export async function getSecret(
-  deps: SecretsDeps,
-  principal: AgentPrincipal,
-  input: {
-    name: string;
-    version?: number | undefined;
-    seal?: boolean | undefined;
-    owner?: typeof SHARED_OWNER | undefined;
-  },
-): Promise<
-  { name: string; version: number; created_at: string; owner?: typeof SHARED_OWNER } & (
-    { value: string } | { sealed: string }
-  )
-> {
-  const delivery = await chooseDelivery(deps.store, principal, input.seal === true);
-  const owner = input.owner ?? actingAgentOf(principal);
-  const found = await locateVersion(deps.store, actingAgentOf(principal), {
-    agent_id: owner,
-    name: input.name,
-    version: input.version,
-  });
-  if ('reason' in found) throw notFound(input.name, found.version, found.reason);
-  // Reads change nothing, so they need no write transaction: committed state, then the audit.
-  const [resolved] = await deliverVersions(deps, principal, 'secret.get', [found.doc]);
-  return {
-    name: input.name,
-    ...(owner === SHARED_OWNER ? { owner: SHARED_OWNER } : {}),
-    version: resolved!.version,
-    ...deliver(delivery, resolved!.value),
-    created_at: resolved!.created_at,
-  };
-}
-
-/** One secret to read: by owner (an agent id, or `_shared`) and name, at a version or the current one. */
-export interface SecretRead {
-  agent_id: string;
-  name: string;
-  version?: number | undefined;
-}
-
-/** The version a read names, found readable; or why it cannot be read. */
-export type LocatedVersion =
-  { doc: SecretVersionDoc } | { reason: VersionUnavailable; version: number | undefined };
-
-/**
- * Finds the version a read names, as seen by `readerAgent` (the agent the call acts for), from
- * committed state; reads nothing else and records nothing. Policy (shared secrets): a shared
- * secret exists for an agent only while the agent is among its `readers` — every read of one
- * goes through here, so not granted and not found are one and the same answer, and nobody
- * learns that a shared secret exists, or its state, without a grant. Authorization by scope is
- * the caller's job.
- */
-export async function locateVersion(
-  reader: StoreReader,
-  readerAgent: string,
-  read: SecretRead,
-): Promise<LocatedVersion> {
-  const stored = await reader.get('secrets', secretId(read.agent_id, read.name));
-  const granted = read.agent_id !== SHARED_OWNER || (stored?.readers ?? []).includes(readerAgent);
-  const meta = granted ? stored : null;
-  const version = read.version ?? meta?.current_version;
-  const reason = unavailable(meta, version);
-  const doc =
-    reason === null
-      ? await reader.get('secret_versions', versionId(read.agent_id, read.name, version!))
-      : null;
-  // A version destroyed or pruned between the two reads is simply gone: not_found.
-  if (doc === null) return { reason: reason ?? 'not_found', version: read.version ?? version };
-  return { doc };
-}
-
-/**
- * Records a read of each version in the audit (the reading principal as actor), then decrypts
- * them. Fail closed: no value leaves unless its audit row is committed.
- */
-export async function deliverVersions(
-  deps: SecretsDeps,
-  principal: AgentPrincipal,
-  action: 'secret.get' | 'secret.resolve',
-  docs: readonly SecretVersionDoc[],
-): Promise<Array<{ version: number; value: string; created_at: string }>> {
-  const at = rfc3339(deps.clock.now());
-  await deps.store.appendAudit(
-    docs.map((doc) => ({
-      category: 'secrets',
-      action,
-      actor: actorOf(principal),
-      target: secretTarget(doc.agent_id, doc.name, doc.version),
-      at,
-    })),
-  );
-  return Promise.all(
-    docs.map(async (doc) => ({
-      version: doc.version,
-      value: await openValue(
-        deps.keyring,
-        sealedOf(doc),
-        recordAad(doc.agent_id, doc.name, doc.version),
-      ),
-      created_at: doc.created_at,
-    })),
-  );
 }
 
 /** An agent's secrets: names and metadata, never values, sorted by name. */

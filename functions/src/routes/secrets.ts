@@ -25,12 +25,12 @@ import {
 import { resolveSecretRefs } from '../core/secret-refs.js';
 import {
   changeVersions,
-  getSecret,
   listSecrets,
   putSecret,
   secretMetadata,
   type SecretsCall,
 } from '../core/secrets.js';
+import { getSecret } from '../core/secret-reads.js';
 import { changeGrants } from '../core/shared-secrets.js';
 import type { CallerKind, Principal } from '../core/principal.js';
 import {
