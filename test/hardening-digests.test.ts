@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateDeviceKey, generateEnrollmentCode } from '@agentpack-identity/protocol';
 import { digestKeyFile } from '../functions/src/app.js';
 import { legacyDigest } from '../functions/src/core/digest.js';
-import { migrateDigests } from '../functions/src/core/digest-migration.js';
+import { migrateDigests, PlainRowsRefused } from '../functions/src/core/digest-migration.js';
 import { parseKey32 } from '../functions/src/config/key-file.js';
 import type { DeviceKeyDoc } from '../functions/src/ports/store.js';
 import { openSealed, generateDeviceKeys } from '@agentpack-identity/protocol';
@@ -77,11 +77,32 @@ describe('keyed digests', () => {
     expect(svc.logs.join('\n')).not.toContain(digestKey.toString('base64url'));
   });
 
+  it('never moves a plain row into a store this service already wrote keyed rows to', async () => {
+    const forged = generateDeviceKey();
+    await svc.store.transact(async (tx) => {
+      tx.set('device_keys', legacyDigest('device_key', forged), row('dk_forged000000002'));
+    });
+    const file = digestKeyFile(svc.dataDir);
+    const digestKey = parseKey32(readFileSync(file, 'utf8'), file, 'digest key');
+    await expect(
+      migrateDigests({ store: svc.store, digestKey, clock: { now: () => Date.now() } }),
+    ).rejects.toThrow(PlainRowsRefused);
+    expect((await read(forged)).status).toBe(401);
+    expect(await svc.store.get('device_keys', legacyDigest('device_key', forged))).not.toBeNull();
+    expect((await svc.store.auditEvents(1000)).some((e) => e.action === 'digest.migrate')).toBe(
+      false,
+    );
+  });
+
   it('migrates rows written before keyed digests, without their keys, once', async () => {
     const oldKey = generateDeviceKey();
     const oldCode = generateEnrollmentCode();
     const now = Date.now();
+    // A store from before keyed digests: its only rows are plain ones (the fixture's keyed key
+    // goes, as if the service had never run under keyed digests).
+    const keyed = await svc.store.find('device_keys', 'agent_id', 'agent-a', 10);
     await svc.store.transact(async (tx) => {
+      for (const { id } of keyed) tx.delete('device_keys', id);
       tx.set('device_keys', legacyDigest('device_key', oldKey), row('dk_legacy000000001'));
       tx.set('device_enrollments', legacyDigest('enrollment_code', oldCode), {
         enrollment_id: 'en_legacy0000000000000001',
@@ -185,6 +206,12 @@ describe('agentpack-identity maintenance migrate-digests', () => {
         'request_nonces',
         'runs',
       ]);
+      // Over moved rows a missing key file is a lost key: refused, and no new key is made.
+      unlinkSync(file);
+      const lost = await runNode(['maintenance', 'migrate-digests'], env);
+      expect(lost.code).toBe(1);
+      expect(lost.stderr).toMatch(/digest-key is missing/);
+      expect(() => statSync(file)).toThrow();
       const missing = await runNode(
         ['maintenance', 'migrate-digests', '--data-dir', `${tmp.dir}/none`],
         {},

@@ -7,7 +7,12 @@
 import { existsSync } from 'node:fs';
 import { openDigestKey, openKeyring, openStore, sqliteFile } from './app.js';
 import { loadStorageConfig, type Env, type StorageConfig } from './config/config.js';
-import { migrateDigests, type DigestMigration } from './core/digest-migration.js';
+import {
+  digestState,
+  migrateDigests,
+  PlainRowsRefused,
+  type DigestMigration,
+} from './core/digest-migration.js';
 import { pruneExpired, type PruneCounts } from './core/prune.js';
 import { rewrapSecrets, RewrapStopped, type RewrapSummary } from './core/rewrap.js';
 import { systemClock } from './ports/clock.js';
@@ -95,17 +100,25 @@ export async function migrateDigestsStore(options: {
 }): Promise<DigestMigration> {
   const { config, store } = await openExistingStore(options.env);
   try {
+    // Policy: a digest key file is created only for a store that holds no keyed row yet; over
+    // keyed rows a missing file is a lost key, and a new one would silently disable every key.
+    const state = await digestState(store);
     let digestKey: Buffer;
     try {
-      digestKey = await openDigestKey(config, store, true);
+      digestKey = await openDigestKey(config, store, state.keyed + state.migrated === 0);
     } catch (error) {
       throw new MaintenanceError((error as Error).message);
     }
-    return await migrateDigests({
-      store,
-      digestKey,
-      clock: options.now === undefined ? systemClock : { now: options.now },
-    });
+    try {
+      return await migrateDigests({
+        store,
+        digestKey,
+        clock: options.now === undefined ? systemClock : { now: options.now },
+      });
+    } catch (error) {
+      if (error instanceof PlainRowsRefused) throw new MaintenanceError(error.message);
+      throw error;
+    }
   } finally {
     await store.close();
   }

@@ -8,6 +8,13 @@
  * service looks up keyed ids only): fail closed. Resumable and idempotent: rows are scanned in
  * id order; a row already keyed is skipped, and each move (write the keyed row, delete the
  * plain one, one audit event) is one transaction that re-reads the row first.
+ *
+ *    Policy: the move happens once, at the upgrade. Nothing tells a plain row the old version
+ *    wrote from one a store writer forged later, so once the store holds a row this service
+ *    wrote under a keyed digest (`digest: "keyed"` without `migrated_at`), plain rows are
+ *    refused ({@link PlainRowsRefused}), never moved: moving them then would turn a forged row
+ *    into a working key. Rows moved by an interrupted run carry `migrated_at` and do not count,
+ *    so the upgrade still resumes.
  * 2. List keys. Device keys, delegations and runs written before the lists existed lack their
  *    `list_key` (creation time, then id), and an ordered query leaves a document without its
  *    order field out: they would be missing from `/device/list`, `/delegations/list` and
@@ -28,6 +35,48 @@ const TABLES = [
   { collection: 'device_keys', kind: 'device_key' },
   { collection: 'device_enrollments', kind: 'enrollment_code' },
 ] as const satisfies ReadonlyArray<{ collection: string; kind: SecretKind }>;
+
+/** Plain-digest rows found in a store this service already wrote keyed rows to: not moved. */
+export class PlainRowsRefused extends Error {
+  constructor(readonly plainRows: number) {
+    super(
+      `${plainRows} device key or enrollment rows under plain digests were written after this ` +
+        'store moved to keyed digests (by something other than this service): they are not ' +
+        'moved and authenticate nothing; delete them',
+    );
+    this.name = 'PlainRowsRefused';
+  }
+}
+
+/** How the device key and enrollment rows of a store are keyed. */
+export interface DigestState {
+  /** Rows under a plain digest (no `digest` marker). */
+  plain: number;
+  /** Rows the service wrote under a keyed digest. */
+  keyed: number;
+  /** Rows a migration moved to their keyed id. */
+  migrated: number;
+}
+
+/** Counts the rows of each kind (a full scan: for maintenance only). */
+export async function digestState(store: Store, batchSize = 200): Promise<DigestState> {
+  const state: DigestState = { plain: 0, keyed: 0, migrated: 0 };
+  for (const { collection } of TABLES) {
+    let after: string | null = null;
+    for (;;) {
+      const page: Array<{ id: string; doc: { digest?: string; migrated_at?: string } }> =
+        await store.scan(collection, after, batchSize);
+      for (const { doc } of page) {
+        if (doc.digest !== 'keyed') state.plain++;
+        else if (doc.migrated_at !== undefined) state.migrated++;
+        else state.keyed++;
+      }
+      if (page.length < batchSize) break;
+      after = page.at(-1)!.id;
+    }
+  }
+  return state;
+}
 
 export interface DigestMigration {
   /** Rows examined. */
@@ -112,14 +161,19 @@ async function migrateCollection(
       const moved = await store.transact(async (tx) => {
         const doc = await tx.get(collection, id);
         if (doc === null || doc.digest === 'keyed') return false;
-        tx.set(collection, rekeyLegacyDigest(digestKey, kind, id), { ...doc, digest: 'keyed' });
+        const at = rfc3339(clock.now());
+        tx.set(collection, rekeyLegacyDigest(digestKey, kind, id), {
+          ...doc,
+          digest: 'keyed',
+          migrated_at: at,
+        });
         tx.delete(collection, id);
         tx.audit({
           category: 'auth',
           action: 'digest.migrate',
           actor: { kind: 'maintenance' },
           target: { agent_id: doc.agent_id },
-          at: rfc3339(clock.now()),
+          at,
           details: { collection, key_id: doc.key_id },
         });
         return true;
@@ -139,6 +193,8 @@ export async function migrateDigests(options: {
 }): Promise<DigestMigration> {
   const summary: DigestMigration = { scanned: 0, moved: 0, list_keys: 0, audit_order_keys: 0 };
   const full = { ...options, batchSize: options.batchSize ?? 200 };
+  const state = await digestState(options.store, full.batchSize);
+  if (state.keyed > 0 && state.plain > 0) throw new PlainRowsRefused(state.plain);
   for (const { collection, kind } of TABLES)
     await migrateCollection(full, collection, kind, summary);
   // After the digests: a moved device key row is the one to give its list key.

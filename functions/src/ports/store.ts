@@ -52,6 +52,8 @@ export interface DeviceKeyDoc {
    * migrate-digests` moves them.
    */
   digest?: 'keyed';
+  /** When `maintenance migrate-digests` moved the row from its plain digest; absent otherwise. */
+  migrated_at?: string;
 }
 
 /**
@@ -70,6 +72,8 @@ export interface EnrollmentDoc {
   key_id: string | null;
   /** `keyed` as on device keys: absent on rows from before keyed digests. */
   digest?: 'keyed';
+  /** As on device keys. */
+  migrated_at?: string;
 }
 
 /**

@@ -40,15 +40,21 @@ Run "${NAME} maintenance COMMAND --help" for details.
 `,
   maintenanceMigrateDigests: `usage: ${NAME} maintenance migrate-digests [--data-dir DIR]
 
-Moves the device keys and enrollment codes of a store written before keyed digests to their
-keyed ids (HMAC-SHA-256 under the digest key), without knowing any key: until then, those keys
-and codes are refused like unknown ones. Uses AGENTPACK_DIGEST_KEY when set, else the data
-dir's digest-key file, which it creates (0600) if there is none. Each move is audited
-(digest.migrate). Safe to run twice (the second run moves nothing) and resumable.
+Upgrades a store written by an earlier version. It moves the device keys and enrollment codes
+stored before keyed digests to their keyed ids (HMAC-SHA-256 under the digest key), without
+knowing any key: until then, those keys and codes are refused like unknown ones. It also gives
+old device keys, delegations and runs their list key, and old audit events their order key.
+Uses AGENTPACK_DIGEST_KEY when set, else the data dir's digest-key file, which it creates (0600)
+only while the store holds no keyed row. Each move is audited (digest.migrate). Safe to run
+twice (the second run moves nothing) and resumable.
+
+Run it once, at the upgrade: once the service has written keys under keyed digests, rows under
+plain digests can only have been written by something else, and they are refused (exit 1),
+never moved.
 Opens the same store as the server from the environment: AGENTPACK_STORE (default sqlite),
 AGENTPACK_DATA_DIR, AGENTPACK_DIGEST_KEY. No bridge key or secrets key is needed.
 
-Prints one line of JSON: {"scanned", "moved"}.
+Prints one line of JSON: {"scanned", "moved", "list_keys", "audit_order_keys"}.
 
 options:
   --data-dir DIR   the embedded store's directory (default: $AGENTPACK_DATA_DIR, else ./.data)
