@@ -181,4 +181,14 @@ describe.each(backends)('run trees end whole: $name', { timeout: 240_000 }, (bac
     expect(await status(live)).toBe('revoked');
     expect((await read(live)).status).toBe(401);
   });
+
+  it('the disable walk also ends a run written before live runs were indexed', async () => {
+    await start();
+    const live = await runs.spawn(svc.device(dk));
+    const doc = (await svc.store.get('runs', live.run_id))!;
+    const { live_agent_id: _live, list_key: _key, ...older } = doc;
+    await svc.store.transact(async (tx) => tx.set('runs', live.run_id, older));
+    await svc.post('/agents/disable', { agent_id: 'agent-a' }, svc.bridge);
+    expect((await svc.store.get('runs', live.run_id))?.ended).toBe('revoked');
+  });
 });

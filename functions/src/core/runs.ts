@@ -265,9 +265,11 @@ export async function revokeRunsOf(
   return endRuns(
     deps,
     {
+      // By `agent_id`, which every run has (runs from before `live_agent_id` included); the
+      // walk skips the ended ones.
       where:
         cause.key_id === undefined
-          ? ['live_agent_id', cause.agent_id]
+          ? ['agent_id', cause.agent_id]
           : ['spawned_by_key_id', cause.key_id],
     },
     'revoked',
