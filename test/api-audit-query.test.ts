@@ -4,35 +4,15 @@
  * right while events are added between reads, the event shape, the filters (agent, run, action,
  * category, time), the scan budget, bad input, and nothing secret in any event.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { SCAN_FACTOR } from '../functions/src/core/paging.js';
-import type { Store } from '../functions/src/ports/store.js';
 import { manualClock } from './helpers/clock.js';
-import {
-  officialEmulatorStore,
-  startFirestoreEmulator,
-  type FirestoreEmulator,
-} from './helpers/firestore-emulator.js';
+import { storeBackends } from './helpers/store-backends.js';
 import { runClient, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
 
-let emulator: FirestoreEmulator | undefined;
-beforeAll(async () => {
-  emulator = await startFirestoreEmulator();
-});
-afterAll(async () => {
-  await emulator?.stop();
-});
-
-const backends: Array<{ name: string; store(): Store | undefined }> = [
-  { name: 'sqlite', store: () => undefined },
-  { name: 'firestore (in-process emulator)', store: () => emulator!.newStore() },
-];
-if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
-  const store = () => officialEmulatorStore('audit-query');
-  backends.push({ name: 'firestore (official emulator)', store });
-}
+const backends = storeBackends('audit-query');
 
 const SECRET_VALUE = 'sk-audit-never-shown-0123456789';
 

@@ -5,34 +5,14 @@
  * the filters, who may list what, bad cursors and limits, and nothing secret in any answer.
  * The upgrade of documents from before the lists: test/api-upgrade-order-keys.test.ts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../functions/src/ports/store.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { manualClock } from './helpers/clock.js';
-import {
-  officialEmulatorStore,
-  startFirestoreEmulator,
-  type FirestoreEmulator,
-} from './helpers/firestore-emulator.js';
+import { storeBackends } from './helpers/store-backends.js';
 import { runClient, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
 
-let emulator: FirestoreEmulator | undefined;
-beforeAll(async () => {
-  emulator = await startFirestoreEmulator();
-});
-afterAll(async () => {
-  await emulator?.stop();
-});
-
-const backends: Array<{ name: string; store(): Store | undefined }> = [
-  { name: 'sqlite', store: () => undefined },
-  { name: 'firestore (in-process emulator)', store: () => emulator!.newStore() },
-];
-if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
-  const store = () => officialEmulatorStore('lists');
-  backends.push({ name: 'firestore (official emulator)', store });
-}
+const backends = storeBackends('lists');
 
 describe.each(backends)('lists: $name', { timeout: 120_000 }, (backend) => {
   let svc: TestService;

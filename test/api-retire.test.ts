@@ -5,7 +5,7 @@
  * version shredded), idempotently, and resumes after an interruption during which it is already
  * refused everywhere; its id never comes back, its audit stays and holds no key, code or value.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { generateDeviceKey, generateDeviceKeys } from '@agentpack-identity/protocol';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { generateKeyId, listKey } from '../functions/src/core/ids.js';
@@ -14,37 +14,19 @@ import { rfc3339 } from '../functions/src/ports/clock.js';
 import type { AuditEvent } from '../functions/src/ports/audit-event.js';
 import type { Store, Tx } from '../functions/src/ports/store.js';
 import { manualClock } from './helpers/clock.js';
-import {
-  officialEmulatorStore,
-  startFirestoreEmulator,
-  type FirestoreEmulator,
-} from './helpers/firestore-emulator.js';
+import { storeBackends } from './helpers/store-backends.js';
 import { runClient, type Run, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { tempDir } from './helpers/temp-dir.js';
 import { interruptible } from './helpers/interruptible-store.js';
 
-let emulator: FirestoreEmulator | undefined;
-beforeAll(async () => {
-  emulator = await startFirestoreEmulator();
-});
-afterAll(async () => {
-  await emulator?.stop();
-});
-
 const tmp = tempDir();
 afterAll(() => tmp.remove());
 
-const backends: Array<{ name: string; store(): Store }> = [
-  { name: 'sqlite', store: () => openSqliteStore({ file: `${tmp.dir}/${Math.random()}.sqlite` }) },
-  { name: 'firestore (in-process emulator)', store: () => emulator!.newStore() },
-];
-if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
-  backends.push({
-    name: 'firestore (official emulator)',
-    store: () => officialEmulatorStore('retire'),
-  });
-}
+const backends = storeBackends('retire').map((b) => ({
+  name: b.name,
+  store: (): Store => b.store() ?? openSqliteStore({ file: `${tmp.dir}/${Math.random()}.sqlite` }),
+}));
 
 const RETIREE = 'retiree';
 const PEER = 'peer';

@@ -5,46 +5,21 @@
  * in-process emulator always; the official one when FIRESTORE_EMULATOR_HOST is set). The
  * answers and the audit list exactly the runs whose state changed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { openSqliteStore } from '../functions/src/adapters/sqlite-store.js';
 import { RUN_BATCH } from '../functions/src/core/run-tree.js';
-import type { Store } from '../functions/src/ports/store.js';
 import { manualClock } from './helpers/clock.js';
-import {
-  officialEmulatorStore,
-  startFirestoreEmulator,
-  type FirestoreEmulator,
-} from './helpers/firestore-emulator.js';
+import { storeBackends } from './helpers/store-backends.js';
 import { interruptible } from './helpers/interruptible-store.js';
 import { runClient, type Run, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { tempDir } from './helpers/temp-dir.js';
 
-let emulator: FirestoreEmulator | undefined;
-beforeAll(async () => {
-  emulator = await startFirestoreEmulator();
-});
-afterAll(async () => {
-  await emulator?.stop();
-});
-
-interface Backend {
-  name: string;
-  store(): Store | undefined;
-  /** Children under one root: more than a page of the walk everywhere. */
-  children: number;
-}
-const backends: Backend[] = [
-  { name: 'sqlite', store: () => undefined, children: 405 },
-  { name: 'firestore (in-process emulator)', store: () => emulator!.newStore(), children: 205 },
-];
-if (process.env['FIRESTORE_EMULATOR_HOST'] !== undefined) {
-  backends.push({
-    name: 'firestore (official emulator)',
-    store: () => officialEmulatorStore('run-trees'),
-    children: 205,
-  });
-}
+/** Children under one root: more than a page of the walk everywhere. */
+const backends = storeBackends('run-trees').map((b) => ({
+  ...b,
+  children: b.kind === 'sqlite' ? 405 : 205,
+}));
 
 // Hundreds of signed spawns over HTTP: minutes on a loaded two-core machine, not seconds.
 describe.each(backends)('run trees end whole: $name', { timeout: 240_000 }, (backend) => {

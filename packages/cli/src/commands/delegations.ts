@@ -25,6 +25,7 @@ import { intOption, listOption, parseOptions, required } from '../options.js';
 import { LIST_OPTIONS_HELP, PAGE_FLAGS, PAGE_VALUES, runList } from '../paging.js';
 import { field, OUTPUT_FLAGS, OUTPUT_HELP, outputMode, printObject } from '../table.js';
 import { checked } from '../validate.js';
+import { revokeCommand } from '../revoke-command.js';
 
 const DIRECTIONS: readonly string[] = DELEGATION_DIRECTIONS;
 
@@ -135,19 +136,12 @@ async function delegationsCreate(args: readonly string[], io: CliIo): Promise<nu
   return 0;
 }
 
-async function delegationsRevoke(args: readonly string[], io: CliIo): Promise<number> {
-  const opts = parseOptions(args, {
-    values: AGENT_VALUES,
-    flags: OUTPUT_FLAGS,
-    positionals: ['DELEGATION_ID'],
-    refused: REFUSED_CREDENTIALS,
-  });
-  const body = checked(delegateRevokeRequest, { delegation_id: opts._[0] }, 'DELEGATION_ID');
-  const mode = outputMode(opts, io);
-  const conn = connect(opts, io, 'either');
-  printObject(io, mode, await call(conn, '/delegate/revoke', body, io));
-  return 0;
-}
+const delegationsRevoke = revokeCommand({
+  path: '/delegate/revoke',
+  positional: 'DELEGATION_ID',
+  field: 'delegation_id',
+  schema: delegateRevokeRequest,
+});
 
 export const DELEGATIONS: CommandGroup = {
   help: HELP.group,

@@ -27,6 +27,7 @@ import { LIST_OPTIONS_HELP, PAGE_FLAGS, PAGE_VALUES, runList } from '../paging.j
 import { refuseExisting, writePrivateFile } from '../private-files.js';
 import { field, OUTPUT_FLAGS, OUTPUT_HELP, outputMode, printObject } from '../table.js';
 import { checked } from '../validate.js';
+import { revokeCommand } from '../revoke-command.js';
 import { KEYS as SIGNING_KEYS } from './tokens.js';
 
 const HELP = {
@@ -153,19 +154,12 @@ async function keysList(args: readonly string[], io: CliIo): Promise<number> {
   );
 }
 
-async function keysRevoke(args: readonly string[], io: CliIo): Promise<number> {
-  const opts = parseOptions(args, {
-    values: AGENT_VALUES,
-    flags: OUTPUT_FLAGS,
-    positionals: ['KEY_ID'],
-    refused: REFUSED_CREDENTIALS,
-  });
-  const body = checked(deviceRevokeRequest, { key_id: opts._[0] }, 'KEY_ID');
-  const mode = outputMode(opts, io);
-  const conn = connect(opts, io, 'either');
-  printObject(io, mode, await call(conn, '/device/revoke', body, io));
-  return 0;
-}
+const keysRevoke = revokeCommand({
+  path: '/device/revoke',
+  positional: 'KEY_ID',
+  field: 'key_id',
+  schema: deviceRevokeRequest,
+});
 
 export const KEYS: CommandGroup = {
   help: HELP.group,

@@ -12,8 +12,6 @@ import {
 import {
   AGENT_VALUES,
   agentOrDevice,
-  call,
-  connect,
   CONNECTION_HELP,
   DEVICE_FLAG_HELP,
   DEVICE_HELP,
@@ -22,8 +20,9 @@ import {
 import { NAME, usage, type CliIo, type CommandGroup } from '../io.js';
 import { parseOptions } from '../options.js';
 import { LIST_OPTIONS_HELP, PAGE_FLAGS, PAGE_VALUES, runList } from '../paging.js';
-import { field, OUTPUT_FLAGS, OUTPUT_HELP, outputMode, printObject } from '../table.js';
+import { field, OUTPUT_FLAGS, OUTPUT_HELP } from '../table.js';
 import { checked } from '../validate.js';
+import { revokeCommand } from '../revoke-command.js';
 
 const STATUSES: readonly string[] = RUN_LIST_STATUSES;
 
@@ -94,19 +93,12 @@ async function runsList(args: readonly string[], io: CliIo): Promise<number> {
   );
 }
 
-async function runsRevoke(args: readonly string[], io: CliIo): Promise<number> {
-  const opts = parseOptions(args, {
-    values: AGENT_VALUES,
-    flags: OUTPUT_FLAGS,
-    positionals: ['RUN_ID'],
-    refused: REFUSED_CREDENTIALS,
-  });
-  const body = checked(runsRevokeRequest, { run_id: opts._[0] }, 'RUN_ID');
-  const mode = outputMode(opts, io);
-  const conn = connect(opts, io, 'either');
-  printObject(io, mode, await call(conn, '/runs/revoke', body, io));
-  return 0;
-}
+const runsRevoke = revokeCommand({
+  path: '/runs/revoke',
+  positional: 'RUN_ID',
+  field: 'run_id',
+  schema: runsRevokeRequest,
+});
 
 export const RUNS: CommandGroup = {
   help: HELP.group,
