@@ -61,15 +61,21 @@ export interface SecretsCall {
  * The one check of a secrets owner, before anything is written or read. Policy: the bridge key
  * provisions any agent that exists (404 otherwise) and is enabled — a disabled or retired agent
  * is acted for by nobody, as for every other credential (403) — and the shared secrets. An
- * agent-bound caller's agent was checked enabled by the auth layer on this very request; it
- * can only ever name that agent.
+ * agent-bound caller's agent was checked enabled by the auth layer on this very request, and it
+ * can only ever name that agent; inside a write transaction (`inTransaction`) its agent is read
+ * again, so a disable or a retire committed since authentication wins over the write (a value
+ * put after a retire's shredding had passed would otherwise outlive it).
  */
-async function checkOwner(reader: StoreReader, call: SecretsCall): Promise<void> {
+async function checkOwner(
+  reader: StoreReader,
+  call: SecretsCall,
+  inTransaction = false,
+): Promise<void> {
   if (call.actor.kind !== 'bridge') {
     if (call.owner !== actingAgentOf(call.actor)) {
       throw new Error('an agent-bound caller named an owner other than its acting agent');
     }
-    return;
+    if (!inTransaction) return;
   }
   if (call.owner === SHARED_OWNER) return;
   const agent = await reader.get('agents', call.owner);
@@ -165,7 +171,7 @@ export async function putSecret(
     { retryWith: number } | { done: { name: string; version: number; created_at: string } };
   for (;;) {
     const outcome = await deps.store.transact(async (tx): Promise<Outcome> => {
-      await checkOwner(tx, call); // again in the transaction: a disable in between wins
+      await checkOwner(tx, call, true); // again in the transaction: a disable in between wins
       const meta = await tx.get('secrets', id);
       const maxVersions = await readSetting(tx, 'secrets.max_versions');
       const current = meta?.current_version ?? 0;
@@ -277,7 +283,7 @@ export async function changeVersions(
   const agentId = call.owner;
   const id = secretId(agentId, input.name);
   return deps.store.transact(async (tx) => {
-    await checkOwner(tx, call);
+    await checkOwner(tx, call, true);
     const meta = await tx.get('secrets', id);
     if (meta === null) throw new ApiError('not_found', 'no such secret', { name: input.name });
     const wanted = [...new Set(input.versions ?? [meta.current_version])].sort((a, b) => a - b);
