@@ -15,7 +15,10 @@ import {
   SECRET_REF_PREFIX,
 } from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type Command } from '../io.js';
-import { parseOptions, required } from '../options.js';
+import { intOption, parseOptions, required } from '../options.js';
+import { readBrokeredKeys } from '../broker/keys.js';
+import { loadProviders, parseBrokers, type Brokered } from '../broker/providers.js';
+import { startBroker, type Broker } from '../broker/server.js';
 import { postAsRun, readRunDir, type RunDir } from '../run-dir.js';
 import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js';
 
@@ -29,7 +32,9 @@ const WITHHELD_ENV = ['AGENTPACK_BRIDGE_KEY', 'AGENTPACK_BRIDGE_KEYS', 'AGENTPAC
 /** The signals `run exec` passes on to the command instead of dying of them. */
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-const HELP = `usage: ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] -- COMMAND [ARGS...]
+const HELP = `usage: ${NAME} run exec --run-dir DIR [--ref NAME=REF ...]
+       [--device-dir KEYS --broker PROVIDER=REF ... [--broker-providers FILE]
+        [--broker-max-requests N]] -- COMMAND [ARGS...]
 
 Runs COMMAND as the run in DIR (written by "run spawn"), with its secrets in files, never in
 its environment:
@@ -44,6 +49,20 @@ its environment:
   4. when it ends, removes the directory (whatever happened), then completes the run: POST
      URL/runs/complete as the run ends it and every run spawned under it.
 
+With --broker, a credential broker runs on 127.0.0.1 beside COMMAND: the real key of each
+PROVIDER (REF read sealed with the host's enrolled device in KEYS, written by "device keygen"
+and "device enroll"; held in memory only) never reaches COMMAND, whose environment gets the
+provider's base-URL variables (http://127.0.0.1:PORT/PROVIDER...) and a placeholder key
+(apbk_...) instead. The broker forwards to the provider's fixed https origin only, swapping the
+placeholder for the real key; one line per request goes to stderr. Built-in providers: openai
+(OPENAI_BASE_URL, OPENAI_API_KEY), anthropic (ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY), gemini
+(GOOGLE_GEMINI_BASE_URL, GEMINI_API_KEY, GOOGLE_API_KEY); FILE adds others:
+  {"providers": {"NAME": {"origin": "https://host[:port]", "path_prefix": "/v1",
+   "base_path": "/v1", "auth_header": "authorization", "auth_format": "Bearer {key}",
+   "base_url_env": ["..."], "key_env": ["..."], "ca_file": "ca.pem"}}}
+An unknown provider or an origin that is not https is exit code 2; a key that cannot be read
+or a broker that cannot start is exit code 1; COMMAND is not run either way.
+
 Exits with COMMAND's exit code (128+N when signal N ended it, 127 when it cannot be started).
 If a reference cannot be resolved, COMMAND is not run, nothing is written, and the run is left
 as it is (not completed, so it can be inspected: revoke it or let it expire); exit code 1.
@@ -54,6 +73,13 @@ options:
   --run-dir DIR      the run's directory (run.json, run.key)
   --ref NAME=REF     resolve REF into the file NAME (letters, digits, "_", "." and "-",
                      starting with a letter or digit); may be given several times
+  --device-dir KEYS  the host's enrolled device directory (with --broker)
+  --broker PROVIDER=REF
+                     broker PROVIDER with the key REF; may be given for several providers
+  --broker-providers FILE
+                     more providers (JSON, above)
+  --broker-max-requests N
+                     the broker answers 429 from the N+1st request on
   -h, --help         this help
 `;
 
@@ -243,14 +269,57 @@ async function completeRun(run: RunDir, io: CliIo): Promise<string | null> {
   return `cannot complete run ${run.info.run_id} (${reason}): it stays active until ${run.info.expires_at}; revoke it`;
 }
 
+/** The broker options, checked (before anything is read or sent), or null without --broker. */
+function parseBrokerOptions(opts: {
+  broker: string[];
+  'device-dir'?: string;
+  'broker-providers'?: string;
+  'broker-max-requests'?: string;
+}): { deviceDir: string; list: Brokered[]; maxRequests: number | null } | null {
+  if (opts.broker.length === 0) {
+    for (const name of ['device-dir', 'broker-providers', 'broker-max-requests'] as const) {
+      if (opts[name] !== undefined) throw usage(`--${name} goes with --broker`);
+    }
+    return null;
+  }
+  const deviceDir = required(opts['device-dir'], 'device-dir');
+  const list = parseBrokers(opts.broker, loadProviders(opts['broker-providers']));
+  const max = intOption(opts['broker-max-requests'], 'broker-max-requests', 1, 1_000_000_000);
+  return { deviceDir, list, maxRequests: max ?? null };
+}
+
+/** Reads the brokered keys with the host's device and starts the broker (fail closed). */
+async function startBrokerFor(
+  run: RunDir,
+  brokered: { deviceDir: string; list: Brokered[]; maxRequests: number | null },
+  io: CliIo,
+): Promise<Broker> {
+  const refs = brokered.list.map((b) => b.ref);
+  const keys = await readBrokeredKeys(run.info.url, brokered.deviceDir, refs, io);
+  try {
+    return await startBroker(
+      brokered.list.map((b, i) => ({ provider: b.provider, key: keys[i]! })),
+      { maxRequests: brokered.maxRequests, log: (line) => io.stderr(`${NAME} ${line}\n`) },
+    );
+  } catch (error) {
+    for (const key of keys) key.fill(0);
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new CliError(`cannot start the credential broker on 127.0.0.1 (${code})`);
+  }
+}
+
 async function runExec(args: readonly string[], io: CliIo): Promise<number> {
   const split = args.indexOf('--');
   if (split === -1) throw usage('the command goes after "--": run exec --run-dir DIR -- COMMAND');
   const command = args.slice(split + 1);
   if (command.length === 0 || command[0] === '') throw usage('no command after "--"');
-  const opts = parseOptions(args.slice(0, split), { values: ['run-dir'], repeatable: ['ref'] });
+  const opts = parseOptions(args.slice(0, split), {
+    values: ['run-dir', 'device-dir', 'broker-providers', 'broker-max-requests'],
+    repeatable: ['ref', 'broker'],
+  });
   const runDir = required(opts['run-dir'], 'run-dir');
   const refs = parseRefs(opts.ref);
+  const brokered = parseBrokerOptions(opts);
   const run = readRunDir(runDir, '--run-dir');
   const { run_id, expires_at } = run.info;
   if (Date.parse(expires_at) <= nowMs(io)) {
@@ -270,9 +339,28 @@ async function runExec(args: readonly string[], io: CliIo): Promise<number> {
     }
   }
 
+  let broker: Broker | null = null;
+  if (brokered !== null) {
+    try {
+      broker = await startBrokerFor(run, brokered, io);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new CliError(
+        `${message}; the command was not run, and run ${run_id} was not completed (revoke it or let it expire)`,
+      );
+    }
+  }
+
   const env: NodeJS.ProcessEnv = { ...io.env };
   for (const name of WITHHELD_ENV) delete env[name];
-  const dir = writeSecretsDir(io.env, refs, values);
+  if (broker !== null) Object.assign(env, broker.env());
+  let dir: string;
+  try {
+    dir = writeSecretsDir(io.env, refs, values);
+  } catch (error) {
+    await broker?.close();
+    throw error;
+  }
   values = [];
   env[EXEC_ENV.secretsDir] = dir;
   env[EXEC_ENV.runId] = run_id;
@@ -282,6 +370,8 @@ async function runExec(args: readonly string[], io: CliIo): Promise<number> {
   try {
     code = await runCommand(command, env, io);
   } finally {
+    // The broker stops with the command, and its keys are zeroed.
+    await broker?.close();
     // Whatever happened to the command: the values do not outlive it.
     const problem = removeDir(dir);
     if (problem !== null) {
