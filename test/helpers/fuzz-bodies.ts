@@ -91,6 +91,7 @@ const VALID_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   rc: fc.constant(0),
   signature: fc.constant(new Ref('attestation by the enrolled device', (c) => attestationBy(c))),
   seal: fc.constant(false),
+  brokered: fc.boolean(),
   task: fc.constantFrom('summarise inbox', 'fuzz task'),
   run_id: fc.constant(new Ref('run id', (c) => c.run.id)),
   // The lists and the audit query (a cursor has no valid value of its own: it comes from a page).

@@ -313,6 +313,7 @@ export const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
     fc.string({ maxLength: 40 }),
   ),
   seal: fc.boolean(),
+  brokered: fc.oneof(fc.boolean(), fc.constantFrom('true', 0, null)),
   task: fc.oneof(
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }),
     fc.constantFrom('x'.repeat(200), 'x'.repeat(201), 'a\u0007b'),

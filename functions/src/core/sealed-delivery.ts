@@ -48,6 +48,28 @@ export async function chooseDelivery(
   return { sealTo: key };
 }
 
+/**
+ * The brokered-secret rule, the one decision of every read of a brokered secret (applied by
+ * `locateVersion`, where the secret's metadata meets the delivery chosen above). Policy: a
+ * brokered secret is read only sealed, by an enrolled device's own key — the host that runs a
+ * credential broker — never by a run, a token, a delegated call, a plain device key, or an
+ * unsealed read; so the command a broker serves, which holds only its run identity, can never
+ * fetch the key around the broker. A caller that cannot receive a sealed value at all and asks
+ * `seal: true` was already refused above (`no_sealing_key`, before any secret is looked up).
+ */
+export function mayReadBrokered(principal: AgentPrincipal, delivery: Delivery): boolean {
+  return (
+    delivery !== null &&
+    principal.kind === 'device' &&
+    principal.delegation === undefined &&
+    principal.sealing_public_key !== null
+  );
+}
+
+/** The message of a refused read of a brokered secret (403 with `details.reason: "brokered"`). */
+export const BROKERED_MESSAGE =
+  "the secret is brokered: it is read only sealed (seal: true) by an enrolled device's own key, never by a run, a token or a delegation";
+
 /** The value as delivered: `{value}` in clear, or `{sealed}` (base64url of the sealed box). */
 export function deliver(delivery: Delivery, value: string): { value: string } | { sealed: string } {
   if (delivery === null) return { value };

@@ -2,6 +2,7 @@
  * Reading secrets: find the version a read names (its own, or a shared secret the agent is
  * granted), record the read in the audit, then decrypt. Used by `/secrets/get` and
  * `/secrets/resolve`; every read is made by an agent-bound caller (the bridge key never reads).
+ * A brokered secret is found only for a reader that may read it ({@link mayReadBrokered}).
  */
 import { SHARED_OWNER } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
@@ -9,7 +10,14 @@ import type { SecretDoc, SecretVersionDoc, StoreReader } from '../ports/store.js
 import { actorOf } from './audit.js';
 import { openValue, recordAad, type SealedValue } from './envelope.js';
 import { actingAgentOf, type AgentPrincipal } from './principal.js';
-import { chooseDelivery, deliver } from './sealed-delivery.js';
+import { ApiError } from './errors.js';
+import {
+  BROKERED_MESSAGE,
+  chooseDelivery,
+  deliver,
+  mayReadBrokered,
+  type Delivery,
+} from './sealed-delivery.js';
 import {
   notFound,
   secretId,
@@ -63,12 +71,20 @@ export async function getSecret(
 > {
   const delivery = await chooseDelivery(deps.store, principal, input.seal === true);
   const owner = input.owner ?? actingAgentOf(principal);
-  const found = await locateVersion(deps.store, actingAgentOf(principal), {
-    agent_id: owner,
-    name: input.name,
-    version: input.version,
-  });
-  if ('reason' in found) throw notFound(input.name, found.version, found.reason);
+  const found = await locateVersion(
+    deps.store,
+    { principal, delivery },
+    { agent_id: owner, name: input.name, version: input.version },
+  );
+  if ('reason' in found) {
+    if (found.reason === 'brokered') {
+      throw new ApiError('permission_denied', BROKERED_MESSAGE, {
+        name: input.name,
+        reason: 'brokered',
+      });
+    }
+    throw notFound(input.name, found.version, found.reason);
+  }
   // Reads change nothing, so they need no write transaction: committed state, then the audit.
   const [resolved] = await deliverVersions(deps, principal, 'secret.get', [found.doc]);
   return {
@@ -87,26 +103,43 @@ export interface SecretRead {
   version?: number | undefined;
 }
 
-/** The version a read names, found readable; or why it cannot be read. */
-export type LocatedVersion =
-  { doc: SecretVersionDoc } | { reason: VersionUnavailable; version: number | undefined };
+/** Who reads, and how the values will leave (chosen before anything is read). */
+export interface Reading {
+  principal: AgentPrincipal;
+  delivery: Delivery;
+}
 
 /**
- * Finds the version a read names, as seen by `readerAgent` (the agent the call acts for), from
- * committed state; reads nothing else and records nothing. Policy (shared secrets): a shared
- * secret exists for an agent only while the agent is among its `readers` — every read of one
- * goes through here, so not granted and not found are one and the same answer, and nobody
- * learns that a shared secret exists, or its state, without a grant. Authorization by scope is
- * the caller's job.
+ * The version a read names, found readable; or why it cannot be read: unavailable (404), or
+ * `brokered` (403: the secret is brokered and this reading may not read it).
+ */
+export type LocatedVersion =
+  | { doc: SecretVersionDoc }
+  | { reason: VersionUnavailable | 'brokered'; version: number | undefined };
+
+/**
+ * Finds the version a read names, as seen by the agent the call acts for, from committed state;
+ * reads nothing else and records nothing. Policy (shared secrets): a shared secret exists for
+ * an agent only while the agent is among its `readers` — every read of one goes through here,
+ * so not granted and not found are one and the same answer, and nobody learns that a shared
+ * secret exists, or its state, without a grant. Policy (brokered secrets): every read of a
+ * secret goes through here, where its metadata meets the delivery chosen for the read, so this
+ * is where {@link mayReadBrokered} is applied — to an agent's own secret and to a granted
+ * shared one alike, before any version is looked at (a refused reading reads no version and
+ * audits nothing). Authorization by scope is the caller's job.
  */
 export async function locateVersion(
   reader: StoreReader,
-  readerAgent: string,
+  reading: Reading,
   read: SecretRead,
 ): Promise<LocatedVersion> {
   const stored = await reader.get('secrets', secretId(read.agent_id, read.name));
+  const readerAgent = actingAgentOf(reading.principal);
   const granted = read.agent_id !== SHARED_OWNER || (stored?.readers ?? []).includes(readerAgent);
   const meta = granted ? stored : null;
+  if (meta?.brokered === true && !mayReadBrokered(reading.principal, reading.delivery)) {
+    return { reason: 'brokered', version: read.version };
+  }
   const version = read.version ?? meta?.current_version;
   const reason = unavailable(meta, version);
   const doc =

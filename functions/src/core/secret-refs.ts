@@ -13,13 +13,17 @@
  * secret always wins. A ref with `#<version>` names one exact version and never falls back.
  * Every answer says where the value came from: `source: "agent"` or `"shared"` (always, with
  * or without a fallback, so a reader never has to know which mode was asked).
+ *
+ * A brokered secret the caller may not read (`locateVersion`, `mayReadBrokered`) fails
+ * the whole call with its index: 403, `details.reason: "brokered"`. It is not unavailable, so
+ * it never falls back to a shared secret; a brokered shared stand-in refuses the same way.
  */
 import { parseSecretRef, scopeAllows, sharedSecretResource } from '@agentpack-identity/protocol';
 import { SHARED_OWNER, type SecretRef } from '@agentpack-identity/protocol';
 import type { SecretVersionDoc } from '../ports/store.js';
 import { ApiError } from './errors.js';
 import { actingAgentOf, credentialScope, type AgentPrincipal } from './principal.js';
-import { chooseDelivery, deliver } from './sealed-delivery.js';
+import { BROKERED_MESSAGE, chooseDelivery, deliver } from './sealed-delivery.js';
 import { deliverVersions, locateVersion } from './secret-reads.js';
 import type { SecretsDeps } from './secrets.js';
 
@@ -69,9 +73,11 @@ function refused(
   const message =
     status === 'invalid_argument'
       ? `refs[${index}] is not a secret reference`
-      : status === 'permission_denied'
-        ? `refs[${index}] is not readable by the caller`
-        : `refs[${index}] cannot be resolved`;
+      : reason === 'brokered'
+        ? `refs[${index}]: ${BROKERED_MESSAGE}`
+        : status === 'permission_denied'
+          ? `refs[${index}] is not readable by the caller`
+          : `refs[${index}] cannot be resolved`;
   return new ApiError(status, message, { index, reason });
 }
 
@@ -99,6 +105,7 @@ export async function resolveSecretRefs(
 }> {
   const delivery = await chooseDelivery(deps.store, principal, options.seal === true);
   const acting = actingAgentOf(principal);
+  const reading = { principal, delivery };
   // Every ref is checked before anything is read: a refused call reads and audits nothing.
   const plans = refs.map((ref, index): Plan => {
     const read = parseSecretRef(ref);
@@ -118,18 +125,21 @@ export async function resolveSecretRefs(
   const docs: SecretVersionDoc[] = [];
   const sources: SecretSource[] = [];
   for (const [index, plan] of plans.entries()) {
-    let found = await locateVersion(deps.store, acting, plan.read);
+    let found = await locateVersion(deps.store, reading, plan.read);
     let source: SecretSource = plan.read.agent_id === SHARED_OWNER ? 'shared' : 'agent';
-    if ('reason' in found && plan.fallback !== null) {
-      const standIn = await locateVersion(deps.store, acting, plan.fallback);
+    if ('reason' in found && found.reason !== 'brokered' && plan.fallback !== null) {
+      const standIn = await locateVersion(deps.store, reading, plan.fallback);
       // No usable shared secret either: the answer is the agent's own (never a hint about
-      // whether a shared one exists).
-      if ('doc' in standIn) {
+      // whether a shared one exists). A brokered one (granted, so known to the agent) refuses.
+      if ('doc' in standIn || standIn.reason === 'brokered') {
         found = standIn;
         source = 'shared';
       }
     }
-    if ('reason' in found) throw refused(index, found.reason, 'not_found');
+    if ('reason' in found) {
+      if (found.reason === 'brokered') throw refused(index, 'brokered', 'permission_denied');
+      throw refused(index, found.reason, 'not_found');
+    }
     docs.push(found.doc);
     sources.push(source);
   }

@@ -135,6 +135,11 @@ function audit(
  * `current_version` is n; otherwise 409 `failed_precondition` with `current_version`.
  * Versions beyond `secrets.max_versions` are pruned, oldest first, in the same transaction.
  *
+ * `brokered: true` marks the secret brokered (every version, from now on). Policy: the mark is
+ * sticky — a put without `brokered` keeps it, and `brokered: false` on a brokered secret is 409
+ * `failed_precondition` (`details.reason: "brokered"`), so nobody, not even the bridge key, can
+ * open a brokered secret up to runs by rewriting it; an unbrokered secret takes another name.
+ *
  * The value is sealed before the transaction (the key service is never called inside a
  * transaction that may be retried), under the version number it expects; if a concurrent
  * writer takes that number first, it is sealed again for the next one.
@@ -142,7 +147,7 @@ function audit(
 export async function putSecret(
   deps: SecretsDeps,
   call: SecretsCall,
-  input: { name: string; value: string; cas?: number | undefined },
+  input: { name: string; value: string; cas?: number | undefined; brokered?: boolean | undefined },
 ): Promise<{ name: string; version: number; created_at: string }> {
   if (Buffer.byteLength(input.value, 'utf8') > MAX_SECRET_VALUE_BYTES) {
     throw new ApiError('invalid_argument', `value is larger than ${MAX_SECRET_VALUE_BYTES} bytes`, {
@@ -162,9 +167,20 @@ export async function putSecret(
     }
   };
 
+  const checkBrokered = (meta: { brokered?: boolean } | null) => {
+    if (meta?.brokered === true && input.brokered === false) {
+      throw new ApiError(
+        'failed_precondition',
+        'the secret is brokered, and that mark is for good: put it without brokered: false, or use another name',
+        { name: input.name, reason: 'brokered' },
+      );
+    }
+  };
+
   await checkOwner(deps.store, call); // fail fast, before any call to the key service
   const before = await deps.store.get('secrets', id);
   checkCas(before?.current_version ?? 0);
+  checkBrokered(before);
   let version = (before?.current_version ?? 0) + 1;
   let sealed = await seal(version);
   type Outcome =
@@ -176,6 +192,7 @@ export async function putSecret(
       const maxVersions = await readSetting(tx, 'secrets.max_versions');
       const current = meta?.current_version ?? 0;
       checkCas(current);
+      checkBrokered(meta);
       if (current + 1 !== version) return { retryWith: current + 1 };
       const at = rfc3339(deps.clock.now());
       const kept: SecretVersionMeta[] = [
@@ -197,8 +214,9 @@ export async function putSecret(
         created_at: meta?.created_at ?? at,
         updated_at: at,
         versions: kept,
-        // A shared secret keeps its grants across writes.
+        // A shared secret keeps its grants across writes; a brokered one its mark, for good.
         ...(meta?.readers === undefined ? {} : { readers: meta.readers }),
+        ...(meta?.brokered === true || input.brokered === true ? { brokered: true } : {}),
       });
       audit(tx, deps, call, 'secret.put', input.name, version);
       for (const old of pruned) {
@@ -219,7 +237,13 @@ export async function listSecrets(
   deps: CoreDeps,
   call: SecretsCall,
 ): Promise<{
-  secrets: Array<{ name: string; current_version: number; created_at: string; updated_at: string }>;
+  secrets: Array<{
+    name: string;
+    current_version: number;
+    created_at: string;
+    updated_at: string;
+    brokered: boolean;
+  }>;
 }> {
   await checkOwner(deps.store, call);
   const agentId = call.owner;
@@ -230,14 +254,15 @@ export async function listSecrets(
       current_version: doc.current_version,
       created_at: doc.created_at,
       updated_at: doc.updated_at,
+      brokered: doc.brokered === true,
     }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { secrets };
 }
 
 /**
- * One secret's metadata: every kept version's state, never a value; for a shared secret (only
- * the bridge key manages those) also its `readers`.
+ * One secret's metadata: every kept version's state and whether it is `brokered`, never a
+ * value; for a shared secret (only the bridge key manages those) also its `readers`.
  */
 export async function secretMetadata(
   deps: CoreDeps,
@@ -250,6 +275,7 @@ export async function secretMetadata(
   created_at: string;
   updated_at: string;
   versions: SecretVersionMeta[];
+  brokered: boolean;
   readers?: string[];
 }> {
   await checkOwner(deps.store, call);
@@ -262,6 +288,7 @@ export async function secretMetadata(
     created_at: meta.created_at,
     updated_at: meta.updated_at,
     versions: meta.versions.map((v) => ({ ...v })),
+    brokered: meta.brokered === true,
     ...(call.owner === SHARED_OWNER ? { readers: [...(meta.readers ?? [])] } : {}),
   };
 }

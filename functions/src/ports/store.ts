@@ -143,6 +143,8 @@ export interface SecretDoc {
   versions: SecretVersionMeta[];
   /** Shared secrets only (owner `_shared`): the agents granted to read it. */
   readers?: string[];
+  /** Brokered (sticky: no put clears it): read only sealed, by an enrolled device's own key. */
+  brokered?: boolean;
 }
 
 /**

@@ -14,12 +14,17 @@ export const secretOwnerField = z
     `agent_id must match ^[a-z0-9][a-z0-9_-]{2,62}$ or be ${SHARED_OWNER}`,
   );
 
-/** `cas`: the version the caller last saw (0: the secret must not exist yet). */
+/**
+ * `cas`: the version the caller last saw (0: the secret must not exist yet). `brokered: true`
+ * marks the secret brokered (readable only sealed, by an enrolled device's own key) for good:
+ * left out keeps the mark, `false` on a brokered secret is 409.
+ */
 export const secretsPutRequest = z.strictObject({
   agent_id: secretOwnerField.optional(),
   name: secretNameField,
   value: z.string(),
   cas: z.number().int().nonnegative().optional(),
+  brokered: z.boolean().optional(),
 });
 
 /** `owner: "_shared"` reads a shared secret granted to the agent the call acts for. */
