@@ -139,6 +139,17 @@ describe('the fail-closed plan: the command never starts', () => {
   });
 });
 
+describe('a brokered secret', () => {
+  it('cannot be read by the run, even in its scope: only the broker has it', async () => {
+    const file = marker();
+    const res = await exec(['--ref', `KEY=${REF}`], markerCommand(file));
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('HTTP 403');
+    expect(res.stderr).not.toContain(REAL_KEY);
+    expect(existsSync(file)).toBe(false);
+  });
+});
+
 describe('the command’s environment', () => {
   it('gets the built-in providers’ base URLs and one placeholder, never the key', async () => {
     const res = await exec(

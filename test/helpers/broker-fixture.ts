@@ -136,7 +136,10 @@ export interface World {
   spawnRun(out: string): Promise<string>;
 }
 
-/** The service, agent `mail-bot` with secret `provider_key` = {@link REAL_KEY}, a device, a run. */
+/**
+ * The service, agent `mail-bot` with the brokered secret `provider_key` = {@link REAL_KEY}, an
+ * enrolled host device, and runs that may `secrets/get` it (and are still refused: brokered).
+ */
 export async function startWorld(dir: string): Promise<World> {
   const svc = await startTestService();
   const created = await svc.post(
@@ -147,7 +150,7 @@ export async function startWorld(dir: string): Promise<World> {
   expect(created.status).toBe(201);
   const put = await svc.post(
     '/secrets/put',
-    { agent_id: 'mail-bot', name: 'provider_key', value: REAL_KEY },
+    { agent_id: 'mail-bot', name: 'provider_key', value: REAL_KEY, brokered: true },
     svc.bridge,
   );
   expect(put.status, put.text).toBe(200);
@@ -185,7 +188,7 @@ export async function startWorld(dir: string): Promise<World> {
         '--task',
         'broker test',
         '--scope',
-        'agents/get',
+        'secrets/get:provider_key',
         '--ttl',
         '300',
         '--out',
