@@ -41,12 +41,14 @@ describe('/secrets/list and /secrets/metadata', () => {
         current_version: 2,
         created_at: expect.any(String),
         updated_at: expect.any(String),
+        brokered: false,
       },
       {
         name: 'zeta',
         current_version: 1,
         created_at: expect.any(String),
         updated_at: expect.any(String),
+        brokered: false,
       },
     ]);
     expect(res.text).not.toContain('-v1');
