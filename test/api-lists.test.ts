@@ -11,6 +11,7 @@ import { storeBackends } from './helpers/store-backends.js';
 import { runClient, type RunClient } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { bearer, mintTestToken } from './helpers/tokens.js';
+import { encodeCursor } from '../functions/src/core/paging.js';
 
 const backends = storeBackends('lists');
 
@@ -238,7 +239,7 @@ describe.each(backends)('lists: $name', { timeout: 120_000 }, (backend) => {
     expect((await svc.post('/runs/list', {}, viaDelegation)).status).toBe(403);
   });
 
-  it("/runs/list: active by default, ended, all, one tree; a run with the RPC in scope lists its agent's", async () => {
+  it('/runs/list: active by default, ended, all, one tree; a run with the RPC in scope lists its own tree', async () => {
     await start();
     const scope = ['runs/spawn', 'runs/list', 'agents/get'];
     const root = await runs.spawn(svc.device(dkA), { scope });
@@ -269,9 +270,12 @@ describe.each(backends)('lists: $name', { timeout: 120_000 }, (backend) => {
     expect(await list({ root_run_id: other.run_id })).toEqual([]);
     expect(await list({ agent_id: 'agent-b' }, svc.bridge)).toEqual([[other.run_id, 'active']]);
 
+    // A run sees its own tree only: not its agent's other trees, nor another agent's.
     const byRun = await runs.asRun(child, '/runs/list', { status: 'all', agent_id: 'agent-b' });
     expect(byRun.status).toBe(200);
-    expect(byRun.body.runs.map((r: any) => r.agent_id)).toEqual(Array(4).fill('agent-a'));
+    expect(byRun.body.runs.map((r: any) => r.run_id)).toEqual([root.run_id, child.run_id]);
+    const otherTree = await runs.asRun(child, '/runs/list', { root_run_id: done.run_id });
+    expect(otherTree.body).toEqual({ runs: [], next_cursor: null });
     expect(byRun.body.runs[1]).toEqual({
       run_id: child.run_id,
       agent_id: 'agent-a',
@@ -310,6 +314,7 @@ describe.each(backends)('lists: $name', { timeout: 120_000 }, (backend) => {
     const forged = Buffer.from(
       JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), k: 'zzz' }),
     ).toString('base64url');
+    const deviceQuery = { agent_id: 'agent-a', include_revoked: false };
     const bad: Array<[string, Record<string, unknown>, Record<string, string>]> = [
       ['/device/list', { cursor: 'garbage' }, svc.device(dkA)],
       ['/device/list', { cursor: flipped }, svc.device(dkA)],
@@ -323,6 +328,17 @@ describe.each(backends)('lists: $name', { timeout: 120_000 }, (backend) => {
       ['/agents/list', { cursor }, svc.bridge],
       ['/device/list', { cursor }, svc.device(dkB)],
       ['/device/list', { cursor, include_revoked: true }, svc.device(dkA)],
+      // A well-formed cursor whose key is not a list key (rebuilt by hand, digest and all).
+      [
+        '/device/list',
+        { cursor: encodeCursor('device/list', deviceQuery, '\u0000') },
+        svc.device(dkA),
+      ],
+      [
+        '/agents/list',
+        { cursor: encodeCursor('agents/list', { disabled: undefined }, 'Not An Agent') },
+        svc.bridge,
+      ],
     ];
     for (const limit of [0, 201, -1, 1.5, '5', null]) {
       bad.push(['/device/list', { limit }, svc.device(dkA)]);
@@ -336,6 +352,14 @@ describe.each(backends)('lists: $name', { timeout: 120_000 }, (backend) => {
       ]);
       expect(res.body.error.details.field).toBe('cursor' in body ? 'cursor' : 'limit');
     }
+    // The same hand-built cursors with keys of the right shape are taken (so the 400s above are
+    // for the key alone).
+    const handMade = encodeCursor('device/list', deviceQuery, '2000-01-01T00:00:00.000Z|dk_x');
+    expect((await svc.post('/device/list', { cursor: handMade }, svc.device(dkA))).status).toBe(
+      200,
+    );
+    const agentCursor = encodeCursor('agents/list', { disabled: undefined }, 'agent-a');
+    expect((await svc.post('/agents/list', { cursor: agentCursor }, svc.bridge)).status).toBe(200);
     const next = await svc.post('/device/list', { limit: 2, cursor }, svc.device(dkA));
     expect(next.status).toBe(200);
     expect(next.body.keys).toHaveLength(2);

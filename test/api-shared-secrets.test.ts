@@ -314,11 +314,33 @@ describe('shared secrets: delegated reads act for the delegator', () => {
     await op('/secrets/put', { agent_id: SHARED, name: 'bob_only', value: 'sk-bob-only' });
     await grant('bob_only', ['agent-b']);
     expect((await getShared(svc.device(bob), 'bob_only')).status).toBe(200);
-    const headers = await delegation(['secrets/get']);
+    // Named explicitly: still the delegator's view, where it is not granted (404).
+    const headers = await delegation(['secrets/get:_shared/bob_only']);
     const res = await getShared(headers, 'bob_only');
     expect(res.status).toBe(404);
     expect(res.text).not.toContain('sk-bob-only');
     expect((await resolve(headers, [ref(SHARED, 'bob_only')])).status).toBe(404);
+  });
+
+  it("an un-narrowed delegation does not reach the shared secrets (they are not the delegator's)", async () => {
+    const headers = await delegation(['secrets/get']);
+    const res = await getShared(headers, 'openai_key');
+    expect(res.status).toBe(403);
+    expect(res.text).not.toContain('sk-shared');
+    expect((await resolve(headers, [ref(SHARED, 'openai_key')])).status).toBe(403);
+  });
+});
+
+describe('shared secrets: retired agents', () => {
+  it('grants nothing to a retired agent (409), all or nothing', async () => {
+    expect((await op('/agents/retire', { agent_id: 'agent-b', confirm: 'agent-b' })).status).toBe(
+      200,
+    );
+    const res = await op('/secrets/grant', { name: 'openai_key', agents: ['agent-a', 'agent-b'] });
+    expect(res.status).toBe(409);
+    expect(res.body.error.details).toMatchObject({ agent_id: 'agent-b', reason: 'retired' });
+    const meta = await op('/secrets/metadata', { agent_id: SHARED, name: 'openai_key' });
+    expect(meta.body.readers ?? []).not.toContain('agent-b');
   });
 });
 

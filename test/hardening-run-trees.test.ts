@@ -150,6 +150,8 @@ describe.each(backends)('run trees end whole: $name', { timeout: 240_000 }, (bac
     );
     store.disarm();
     expect((await svc.store.get('runs', live.run_id))?.ended).toBeNull();
+    // Not reached by the walk, yet it reads as what it is: its agent is disabled.
+    expect(await status(live)).toBe('revoked');
     expect((await svc.post('/agents/enable', { agent_id: 'agent-a' }, svc.bridge)).status).toBe(
       200,
     );

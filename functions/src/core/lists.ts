@@ -9,11 +9,12 @@
  * resolved (an agent-bound caller's own, or the one the bridge named, which must exist).
  */
 import type { z } from 'zod';
-import type {
-  agentsListRequest,
-  delegationsListRequest,
-  deviceListRequest,
-  runsListRequest,
+import {
+  AGENT_ID_PATTERN,
+  type agentsListRequest,
+  type delegationsListRequest,
+  type deviceListRequest,
+  type runsListRequest,
 } from '@agentpack-identity/protocol';
 import type {
   CollectionName,
@@ -92,6 +93,11 @@ function querySource<C extends CollectionName>(
 }
 
 /** Runs a list: decode the cursor, read a page, encode the next cursor. */
+/** The shape of a list key (creation time `|` id): a cursor's key must have it. */
+const LIST_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\|[A-Za-z0-9_-]{1,64}$/;
+const isListKey = (key: string): boolean => LIST_KEY.test(key);
+const isAgentKey = (key: string): boolean => AGENT_ID_PATTERN.test(key);
+
 async function list<T, U>(
   rpc: string,
   query: Record<string, unknown>,
@@ -99,7 +105,13 @@ async function list<T, U>(
   sources: readonly Source<T>[],
   keep: (item: T) => U | null | Promise<U | null>,
 ): Promise<{ items: U[]; next_cursor: string | null }> {
-  const after = decodeCursor(rpc, query, args.cursor);
+  // A cursor's key goes into the store's range condition: only keys of the list's own shape.
+  const after = decodeCursor(
+    rpc,
+    query,
+    args.cursor,
+    rpc === 'agents/list' ? isAgentKey : isListKey,
+  );
   const page = await readPage({ sources, after, limit: pageLimit(args.limit), keep });
   return {
     items: page.items,
@@ -244,15 +256,21 @@ export async function listRuns(
   deps: CoreDeps,
   agentId: string,
   input: z.output<typeof runsListRequest>,
+  /** A run caller's own tree: it lists that tree only (another `root_run_id` lists empty). */
+  ownTree: string | null = null,
 ): Promise<{ runs: RunItem[]; next_cursor: string | null }> {
   const status = input.status ?? 'active';
-  const rootRunId = input.root_run_id ?? null;
+  const rootRunId = input.root_run_id ?? ownTree;
   const query = { agent_id: agentId, status, root_run_id: rootRunId };
+  if (ownTree !== null && rootRunId !== ownTree) {
+    decodeCursor('runs/list', query, input.cursor, isListKey);
+    return { runs: [], next_cursor: null };
+  }
   // A tree is one agent's: another agent's tree lists as empty, as a tree that does not exist.
   if (rootRunId !== null) {
     const root = await deps.store.get('runs', rootRunId);
     if (root !== null && root.agent_id !== agentId) {
-      decodeCursor('runs/list', query, input.cursor);
+      decodeCursor('runs/list', query, input.cursor, isListKey);
       return { runs: [], next_cursor: null };
     }
   }

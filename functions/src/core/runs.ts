@@ -61,9 +61,11 @@ function view(doc: RunDoc): RunView {
 }
 
 /**
- * The status of a run, its ancestors and its tree's spawning key included: revoked if it or any
- * ancestor was revoked, or the device key that spawned the tree is revoked or gone; completed if
- * it or an ancestor completed; expired when its time is up.
+ * The status of a run, its ancestors, its tree's spawning key and its agent included: revoked if
+ * it or any ancestor was revoked, the device key that spawned the tree is revoked or gone, or
+ * its agent is disabled, retired or gone (disabling ends an agent's runs for good; this answers
+ * so before the walk has reached them); completed if it or an ancestor completed; expired when
+ * its time is up.
  */
 export async function runStatus(
   reader: StoreReader,
@@ -81,6 +83,10 @@ export async function runStatus(
   if (ended !== 'revoked' && keyId !== null) {
     const [key] = await reader.find('device_keys', 'key_id', keyId, 1);
     if (key === undefined || key.doc.revoked_at !== null) ended = 'revoked';
+  }
+  if (ended !== 'revoked') {
+    const agent = await reader.get('agents', doc.agent_id);
+    if (agent === null || agent.disabled) ended = 'revoked';
   }
   if (ended !== null) return ended;
   return Date.parse(doc.expires_at) <= nowMs ? 'expired' : 'active';

@@ -18,7 +18,12 @@
  * the whole call with its index: 403, `details.reason: "brokered"`. It is not unavailable, so
  * it never falls back to a shared secret; a brokered shared stand-in refuses the same way.
  */
-import { parseSecretRef, scopeAllows, sharedSecretResource } from '@agentpack-identity/protocol';
+import {
+  delegationAllows,
+  parseSecretRef,
+  scopeAllows,
+  sharedSecretResource,
+} from '@agentpack-identity/protocol';
 import { SHARED_OWNER, type SecretRef } from '@agentpack-identity/protocol';
 import type { SecretVersionDoc } from '../ports/store.js';
 import { ApiError } from './errors.js';
@@ -49,12 +54,11 @@ function allowsRead(scope: readonly string[], resource: string): boolean {
  * it is read ({@link locateVersion}), with the same answer as a secret that does not exist.
  *
  * Delegated reads of shared secrets: a delegation acts for the delegator, so a delegate reads a
- * shared secret granted to the DELEGATOR (never one granted to itself) when the delegation's
- * scope allows it, exactly as it reads the delegator's own secrets. Why allowed rather than
- * refused: the delegator can read the value itself and hand it over anyway; the delegation is
- * the audited, revocable, scoped way of doing so, and an operator who wants a shared secret
- * out of a delegation's reach simply does not see it named (an un-narrowed `secrets/get`
- * delegation reads everything the delegator reads — that is what un-narrowed means).
+ * shared secret granted to the DELEGATOR (never one granted to itself) — but only when the
+ * delegation's scope names it explicitly (`secrets/get:_shared/<name>` or
+ * `secrets/resolve:_shared/<name>`). An un-narrowed `secrets/get` delegation covers the
+ * delegator's own secrets, not the shared ones: a shared secret is not the delegator's, and a
+ * grant made after the delegation must not silently widen what the delegation reaches.
  */
 export function mayRead(principal: AgentPrincipal, owner: string, name: string): boolean {
   if (owner !== actingAgentOf(principal) && owner !== SHARED_OWNER) return false;
@@ -62,7 +66,11 @@ export function mayRead(principal: AgentPrincipal, owner: string, name: string):
   const own = credentialScope(principal);
   if (own !== null && !allowsRead(own, resource)) return false;
   const delegation = principal.delegation;
-  return delegation === undefined || allowsRead(delegation.scope, resource);
+  return (
+    delegation === undefined ||
+    delegationAllows(delegation.scope, 'secrets/get', resource) ||
+    delegationAllows(delegation.scope, 'secrets/resolve', resource)
+  );
 }
 
 function refused(

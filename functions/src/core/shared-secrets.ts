@@ -48,8 +48,16 @@ export async function changeGrants(
     for (const agentId of wanted) {
       if (change === 'grant') {
         if (readers.has(agentId)) continue;
-        if ((await tx.get('agents', agentId)) === null) {
+        const agent = await tx.get('agents', agentId);
+        if (agent === null) {
           throw new ApiError('not_found', 'no such agent', { agent_id: agentId });
+        }
+        // A retired agent is gone for good: nothing is granted to it any more.
+        if (agent.retired_at !== undefined && agent.retired_at !== null) {
+          throw new ApiError('failed_precondition', 'the agent is retired', {
+            agent_id: agentId,
+            reason: 'retired',
+          });
         }
         readers.add(agentId);
       } else {

@@ -10,7 +10,7 @@ import { Authenticator, WWW_AUTHENTICATE } from '../auth/authenticate.js';
 import { ChallengedError } from '../auth/refusals.js';
 import { ApiError, INTERNAL_ERROR } from '../core/errors.js';
 import { callerKind, credentialScope, type Principal } from '../core/principal.js';
-import { scopeAllows } from '@agentpack-identity/protocol';
+import { delegationAllows, scopeAllows } from '@agentpack-identity/protocol';
 import { takesNoCredential, type AppDeps, type Route } from '../routes/route.js';
 import { ROUTES, routeIndex } from '../routes/table.js';
 import { parseJsonObjectBody } from './parse-body.js';
@@ -102,7 +102,7 @@ function checkScope(route: Route, principal: Principal | null, input: unknown): 
     );
   }
   const delegation = principal.delegation;
-  if (delegation !== undefined && !scopeAllows(delegation.scope, route.rpc, resource)) {
+  if (delegation !== undefined && !delegationAllows(delegation.scope, route.rpc, resource)) {
     throw new ApiError('permission_denied', `the delegation's scope does not allow ${route.rpc}`, {
       rpc: route.rpc,
     });

@@ -85,8 +85,14 @@ export const runsList = defineRoute({
   agentScoped: true,
   status: 200,
   input: runsListRequest,
+  // Policy: a run sees only its own tree (its task is one task); other callers the agent's runs.
   handle: async ({ deps, principal, input }) =>
-    listRuns(deps, await agentOf(deps, principal, input.agent_id), input),
+    listRuns(
+      deps,
+      await agentOf(deps, principal, input.agent_id),
+      input,
+      principal?.kind === 'run' ? principal.root_run_id : null,
+    ),
 });
 
 /** POST /audit/query (bridge): the audit log, oldest first, filtered. */

@@ -111,3 +111,20 @@ export function scopeAllows(
   }
   return false;
 }
+
+/**
+ * What a delegation's scope allows: as {@link scopeAllows}, except that a shared secret's
+ * resource (`_shared/<name>`) is allowed only by an entry naming it. A delegation acts for the
+ * delegator, and an un-narrowed entry covers the delegator's own secrets; the shared ones are
+ * not the delegator's, and a grant made after the delegation must not widen what it reaches.
+ */
+export function delegationAllows(
+  scope: readonly string[],
+  rpc: string,
+  resource: string | null,
+): boolean {
+  if (resource !== null && resource.startsWith(SHARED_RESOURCE_PREFIX)) {
+    return scope.includes(`${rpc}:${resource}`);
+  }
+  return scopeAllows(scope, rpc, resource);
+}

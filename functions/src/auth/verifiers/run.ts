@@ -1,13 +1,12 @@
 /**
  * A run (`x-agentpack-run: <run_id>`) plus a request signed by the run's own key, always
- * required: a run id alone proves nothing. The run and every ancestor must be live, and its
- * agent enabled.
+ * required: a run id alone proves nothing. The run must be live as `runStatus` decides it: every
+ * ancestor, the key that spawned its tree and its agent (enabled) included.
  */
 import { RUN_ID_PATTERN } from '@agentpack-identity/protocol';
 import type { RunPrincipal } from '../../core/principal.js';
 import { runStatus } from '../../core/runs.js';
 import { checkSignedRequest } from '../../core/signed-requests.js';
-import { agentRefusal } from '../enabled-agent.js';
 import { refused, signatureHeaders, type CredentialVerifier } from '../verifier.js';
 
 export const verifyRun: CredentialVerifier<RunPrincipal> = async (deps, request, value) => {
@@ -26,8 +25,6 @@ export const verifyRun: CredentialVerifier<RunPrincipal> = async (deps, request,
     parts,
   );
   if (refusal !== null) return refused(refusal);
-  const agent = await agentRefusal(deps.store, doc.agent_id);
-  if (agent !== null) return refused(agent);
   return {
     ok: true,
     principal: {
