@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { get } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -48,14 +49,10 @@ const req = http.get({ host: base.hostname, port: base.port, path: base.pathname
 req.on('error', (e) => { console.log(JSON.stringify({ env, error: e.code })); });
 `;
 
-function exec(brokerArgs: string[], command: string[]) {
-  return runNode(
-    ['run', 'exec', '--run-dir', run, ...brokerArgs, '--', ...command],
-    {},
-    {
-      timeoutMs: 60_000,
-    },
-  );
+function exec(brokerArgs: string[], command: string[], env: Record<string, string> = {}) {
+  return runNode(['run', 'exec', '--run-dir', run, ...brokerArgs, '--', ...command], env, {
+    timeoutMs: 60_000,
+  });
 }
 
 const marker = () => join(tmp.dir, `marker-${++n}`);
@@ -114,6 +111,36 @@ describe('the fail-closed plan: the command never starts', () => {
     expect(res.stderr).toContain(text);
     expect(res.stderr).not.toContain(REAL_KEY);
     expect(existsSync(file)).toBe(false);
+  });
+
+  it('refuses to start when the broker cannot bind its port (taken)', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const file = marker();
+      const res = await exec(
+        ['--device-dir', world.keys, '--broker', `openai=${REF}`],
+        markerCommand(file),
+        { AGENTPACK_BROKER_PORT: port },
+      );
+      expect(res.code, res.stderr).toBe(1);
+      expect(res.stderr).toContain('cannot start the credential broker');
+      expect(res.stderr).not.toContain(REAL_KEY);
+      expect(existsSync(file)).toBe(false);
+      const bad = await exec(
+        ['--device-dir', world.keys, '--broker', `openai=${REF}`],
+        markerCommand(file),
+        {
+          AGENTPACK_BROKER_PORT: 'eighty',
+        },
+      );
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('AGENTPACK_BROKER_PORT must be a port number');
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
   });
 
   it('refuses --broker without --device-dir, and broker options without --broker (exit 2)', async () => {

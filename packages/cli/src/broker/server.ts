@@ -80,12 +80,12 @@ const json = (res: ServerResponse, status: number, code: string, message: string
 };
 
 /**
- * Starts the broker on 127.0.0.1 (a free port) for `entries`; `log` gets each request's line.
- * Rejects when the port cannot be bound.
+ * Starts the broker on 127.0.0.1 (a free port, or `port`) for `entries`; `log` gets each
+ * request's line. Rejects when the port cannot be bound.
  */
 export async function startBroker(
   entries: readonly BrokerEntry[],
-  options: { maxRequests: number | null; log: (line: string) => void },
+  options: { maxRequests: number | null; log: (line: string) => void; port?: number },
 ): Promise<Broker> {
   const placeholder = `apbk_${randomBytes(32).toString('base64url')}`;
   const placeholderBytes = Buffer.from(placeholder, 'utf8');
@@ -185,7 +185,7 @@ export async function startBroker(
 
   await new Promise<void>((resolveListen, rejectListen) => {
     server.once('error', rejectListen);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
       server.removeListener('error', rejectListen);
       resolveListen();
     });

@@ -288,18 +288,37 @@ function parseBrokerOptions(opts: {
   return { deviceDir, list, maxRequests: max ?? null };
 }
 
+/**
+ * `AGENTPACK_BROKER_PORT`: a fixed loopback port for the broker (for a host whose firewall or
+ * proxy names one); default any free port. A port that cannot be bound stops the exec.
+ */
+function brokerPort(io: CliIo): { port?: number } {
+  const text = io.env['AGENTPACK_BROKER_PORT'];
+  if (text === undefined || text === '') return {};
+  const port = Number(text);
+  if (!/^[0-9]{1,5}$/.test(text) || port < 1 || port > 65535) {
+    throw usage('AGENTPACK_BROKER_PORT must be a port number from 1 to 65535');
+  }
+  return { port };
+}
+
 /** Reads the brokered keys with the host's device and starts the broker (fail closed). */
 async function startBrokerFor(
   run: RunDir,
   brokered: { deviceDir: string; list: Brokered[]; maxRequests: number | null },
   io: CliIo,
 ): Promise<Broker> {
+  const port = brokerPort(io); // a bad value is a usage error, before any key is read
   const refs = brokered.list.map((b) => b.ref);
   const keys = await readBrokeredKeys(run.info.url, brokered.deviceDir, refs, io);
   try {
     return await startBroker(
       brokered.list.map((b, i) => ({ provider: b.provider, key: keys[i]! })),
-      { maxRequests: brokered.maxRequests, log: (line) => io.stderr(`${NAME} ${line}\n`) },
+      {
+        maxRequests: brokered.maxRequests,
+        log: (line) => io.stderr(`${NAME} ${line}\n`),
+        ...port,
+      },
     );
   } catch (error) {
     for (const key of keys) key.fill(0);
