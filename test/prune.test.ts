@@ -55,6 +55,14 @@ const enrollment = (id: string, expiresMs: number): EnrollmentDoc => ({
   used_at: null,
   key_id: null,
 });
+/** The agent of the hand-written runs: a run's status counts its agent (enabled here). */
+const agentDoc = () => ({
+  agent_id: 'agent-a',
+  display_name: 'A',
+  disabled: false,
+  created_at: iso(T),
+  updated_at: iso(T),
+});
 const run = (lineage: string[], expiresMs: number, ended: RunDoc['ended'] = null): RunDoc => {
   const id = lineage.at(-1)!;
   return {
@@ -161,6 +169,7 @@ describe.each(factories)('pruning: $name', (factory) => {
       tx.set('runs', 'run_1', run(['run_1'], T));
       tx.set('runs', 'run_2', run(['run_2'], T, 'completed'));
       tx.set('runs', 'run_3', run(['run_3'], T + HOUR));
+      tx.set('agents', 'agent-a', agentDoc());
     });
     const clock = manualClock(T + DAY);
     const none = { request_nonces: 0, device_enrollments: 0, runs: 0 };
@@ -232,6 +241,7 @@ describe.each(factories)('pruning: $name', (factory) => {
     const grandchild = run(['run_root', 'run_child', 'run_grand'], T + HOUR);
     await store.transact(async (tx) => {
       for (const r of [root, child, grandchild]) tx.set('runs', r.run_id, r);
+      tx.set('agents', 'agent-a', agentDoc());
     });
     const clock = manualClock(T);
     expect(await runStatus(store, child, clock.now())).toBe('active');
@@ -417,6 +427,7 @@ describe('npm start (a real local server over HTTP)', () => {
       tx.set('device_enrollments', 'e-old', enrollment('enr_old', now - DAY - HOUR));
       tx.set('runs', OLD, run([OLD], now - DAY - HOUR));
       tx.set('runs', RECENT, run([RECENT], now - HOUR));
+      tx.set('agents', 'agent-a', agentDoc());
     });
     await store.close();
 
