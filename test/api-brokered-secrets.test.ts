@@ -171,6 +171,40 @@ describe('marking', () => {
   });
 });
 
+describe('writes', () => {
+  it('a run or a token cannot overwrite (or mark) a brokered secret; the bridge and a device key can', async () => {
+    const run = await runs.spawn(svc.device(plainA), {
+      scope: ['secrets/put', 'secrets/get'],
+    });
+    const byRun = await runs.asRun(run, '/secrets/put', {
+      name: 'openai_key',
+      value: 'sk-attacker',
+    });
+    expect(byRun.status).toBe(403);
+    expect(byRun.body.error.details).toMatchObject({ reason: 'brokered' });
+    const byToken = await svc.post(
+      '/secrets/put',
+      { name: 'openai_key', value: 'sk-attacker' },
+      bearer(mintTestToken({ sub: 'agent-a', scope: ['secrets/put'], nowMs: clock.now() })),
+    );
+    expect(byToken.status).toBe(403);
+    const mark = await runs.asRun(run, '/secrets/put', {
+      name: 'fresh',
+      value: 'x',
+      brokered: true,
+    });
+    expect(mark.status).toBe(403);
+    const meta = await svc.post('/secrets/metadata', { name: 'openai_key' }, svc.device(plainA));
+    expect(meta.body.current_version).toBe(1);
+    const byBridge = await svc.post(
+      '/secrets/put',
+      { agent_id: 'agent-a', name: 'openai_key', value: 'sk-rotated' },
+      svc.bridge,
+    );
+    expect(byBridge.status).toBe(200);
+  });
+});
+
 describe('reads', () => {
   it('the enrolled device reads it sealed, by get and by resolve, and each read is audited', async () => {
     const got = await svc.post(

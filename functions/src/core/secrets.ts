@@ -168,6 +168,21 @@ export async function putSecret(
   };
 
   const checkBrokered = (meta: { brokered?: boolean } | null) => {
+    // Policy: a brokered secret (or one being marked so) is written only by the bridge key
+    // (operators) or one of the agent's own device keys, undelegated — never by a run, a token
+    // or a delegation: the command the broker serves could otherwise swap in a key of its own
+    // and have every later exec send its requests to the wrong account.
+    const marked = meta?.brokered === true || input.brokered === true;
+    const actor = call.actor;
+    const mayWrite =
+      actor.kind === 'bridge' || (actor.kind === 'device' && actor.delegation === undefined);
+    if (marked && !mayWrite) {
+      throw new ApiError(
+        'permission_denied',
+        "a brokered secret is written only by the bridge key or an enrolled device's own key",
+        { name: input.name, reason: 'brokered' },
+      );
+    }
     if (meta?.brokered === true && input.brokered === false) {
       throw new ApiError(
         'failed_precondition',

@@ -29,6 +29,12 @@ const HOP_BY_HOP = new Set([
 /** Credential headers a client may send: the broker drops them all and sets the real one. */
 const CLIENT_CREDENTIALS = new Set(['authorization', 'x-api-key', 'x-goog-api-key', 'cookie']);
 
+/**
+ * Request headers that would let a command read an echoed key in pieces the redaction cannot
+ * see whole (byte ranges of a response): dropped.
+ */
+const PIECEWISE = new Set(['range', 'if-range']);
+
 /** A header that never crosses the broker: hop-by-hop, proxy-*, or named by `connection`. */
 function isHopByHop(name: string, listed: ReadonlySet<string>): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || listed.has(name);
@@ -58,8 +64,13 @@ export function upstreamHeaders(
     if (value === undefined || isHopByHop(name, listed)) continue;
     if (name === 'host' || name === provider.authHeader || CLIENT_CREDENTIALS.has(name)) continue;
     if (name.startsWith('x-agentpack-')) continue; // the run's own credentials stay here
+    if (PIECEWISE.has(name)) continue;
     out[name] = value;
   }
+  // Framing: a body the client sent chunked goes upstream chunked, whatever the method. Left
+  // unframed (node writes a GET's body raw), its bytes would be read upstream as a second
+  // request on the kept-alive connection, which the next request's real key would then complete.
+  if (headers['transfer-encoding'] !== undefined) out['transfer-encoding'] = 'chunked';
   // An encoded body could hide an echoed key from the redaction: ask for it plain.
   out['accept-encoding'] = 'identity';
   out['host'] = provider.port === 443 ? provider.hostname : `${provider.hostname}:${provider.port}`;
@@ -144,6 +155,13 @@ export function forward(
     upstream.once('error', fail);
     let answered: { status: number; redact: RedactStream; complete: boolean } | null = null;
     upstream.once('response', (answer) => {
+      const encoding = String(answer.headers['content-encoding'] ?? 'identity').toLowerCase();
+      if (encoding !== 'identity') {
+        // Asked for plain, sent encoded: the redaction could not read it, so it is not passed.
+        answer.resume();
+        fail();
+        return;
+      }
       const status = answer.statusCode ?? 502;
       const noBody = req.method === 'HEAD' || status === 204 || status === 304;
       const keyText = key.toString('utf8');

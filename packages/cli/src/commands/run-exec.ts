@@ -16,9 +16,9 @@ import {
 } from '@agentpack-identity/protocol';
 import { CliError, NAME, nowMs, usage, type CliIo, type Command } from '../io.js';
 import { intOption, parseOptions, required } from '../options.js';
-import { readBrokeredKeys } from '../broker/keys.js';
 import { loadProviders, parseBrokers, type Brokered } from '../broker/providers.js';
-import { startBroker, type Broker } from '../broker/server.js';
+import { startBrokerFor } from '../broker/start.js';
+import type { Broker } from '../broker/server.js';
 import { postAsRun, readRunDir, type RunDir } from '../run-dir.js';
 import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js';
 
@@ -27,7 +27,17 @@ import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js'
  * the command acts with the run's narrow rights only; a bridge key or the local KEK inherited
  * from the operator's shell would undo that.
  */
-const WITHHELD_ENV = ['AGENTPACK_BRIDGE_KEY', 'AGENTPACK_BRIDGE_KEYS', 'AGENTPACK_SECRETS_KEK'];
+/** The operator's and the host's credentials (and the paths to them) the command never gets. */
+const WITHHELD_ENV = [
+  'AGENTPACK_BRIDGE_KEY',
+  'AGENTPACK_BRIDGE_KEYS',
+  'AGENTPACK_BRIDGE_KEY_FILE',
+  'AGENTPACK_DEVICE_KEY_FILE',
+  'AGENTPACK_SECRETS_KEK',
+  'AGENTPACK_DIGEST_KEY',
+  'AGENTPACK_PROFILE',
+  'AGENTPACK_CONFIG',
+];
 
 /** The signals `run exec` passes on to the command instead of dying of them. */
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -286,45 +296,6 @@ function parseBrokerOptions(opts: {
   const list = parseBrokers(opts.broker, loadProviders(opts['broker-providers']));
   const max = intOption(opts['broker-max-requests'], 'broker-max-requests', 1, 1_000_000_000);
   return { deviceDir, list, maxRequests: max ?? null };
-}
-
-/**
- * `AGENTPACK_BROKER_PORT`: a fixed loopback port for the broker (for a host whose firewall or
- * proxy names one); default any free port. A port that cannot be bound stops the exec.
- */
-function brokerPort(io: CliIo): { port?: number } {
-  const text = io.env['AGENTPACK_BROKER_PORT'];
-  if (text === undefined || text === '') return {};
-  const port = Number(text);
-  if (!/^[0-9]{1,5}$/.test(text) || port < 1 || port > 65535) {
-    throw usage('AGENTPACK_BROKER_PORT must be a port number from 1 to 65535');
-  }
-  return { port };
-}
-
-/** Reads the brokered keys with the host's device and starts the broker (fail closed). */
-async function startBrokerFor(
-  run: RunDir,
-  brokered: { deviceDir: string; list: Brokered[]; maxRequests: number | null },
-  io: CliIo,
-): Promise<Broker> {
-  const port = brokerPort(io); // a bad value is a usage error, before any key is read
-  const refs = brokered.list.map((b) => b.ref);
-  const keys = await readBrokeredKeys(run.info.url, brokered.deviceDir, refs, io);
-  try {
-    return await startBroker(
-      brokered.list.map((b, i) => ({ provider: b.provider, key: keys[i]! })),
-      {
-        maxRequests: brokered.maxRequests,
-        log: (line) => io.stderr(`${NAME} ${line}\n`),
-        ...port,
-      },
-    );
-  } catch (error) {
-    for (const key of keys) key.fill(0);
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new CliError(`cannot start the credential broker on 127.0.0.1 (${code})`);
-  }
 }
 
 async function runExec(args: readonly string[], io: CliIo): Promise<number> {
