@@ -52,7 +52,8 @@ async function main(): Promise<void> {
       `  npx agentpack-identity token mint --key ${devSigning.file} --sub AGENT --scope secrets/get`,
     );
   }
-  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+  // Handlers first: whoever reads the line below may signal at once, and a signal with no
+  // handler yet would kill the process without closing the store.
   const stop = (signal: string) => {
     logger.info('server.stopping', { signal });
     server.close(() => {
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
 }
 
 main().catch((error: unknown) => {
