@@ -9,7 +9,8 @@ import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
-import { isActive } from './device-keys.js';
+import { liveCallingKey } from './device-keys.js';
+import { checkLiveCap } from './live-caps.js';
 import { generateDelegationId, listKey } from './ids.js';
 import {
   clampToMaker,
@@ -37,7 +38,8 @@ export interface Delegation {
   expires_at: string;
 }
 
-function view(doc: DelegationDoc): Delegation {
+/** The API view of a delegation record. */
+export function delegationView(doc: DelegationDoc): Delegation {
   return {
     delegation_id: doc.delegation_id,
     from_agent: doc.from_agent,
@@ -107,8 +109,6 @@ export async function createDelegation(
     const maxTtl = await readSetting(tx, 'delegation.max_ttl_seconds');
     const from = await requireAgent(tx, fromAgent);
     const to = await tx.get('agents', input.to_agent);
-    const calling =
-      principal.kind === 'device' ? await tx.get('device_keys', principal.key_digest) : null;
     if (input.ttl_seconds > maxTtl) {
       throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
         field: 'ttl_seconds',
@@ -123,22 +123,8 @@ export async function createDelegation(
       });
     }
     const nowMs = deps.clock.now();
-    // A key revoked while the request was in flight delegates nothing.
-    if (principal.kind === 'device' && (calling === null || !isActive(calling, nowMs))) {
-      throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
-    }
-    const maxActive = await readSetting(tx, 'delegations.max_active_per_agent');
-    const live = await tx.query('delegations', {
-      where: ['live_from_agent', fromAgent],
-      orderBy: 'expires_at',
-      after: rfc3339(nowMs),
-      limit: maxActive,
-    });
-    if (live.length >= maxActive) {
-      throw new ApiError('resource_exhausted', 'the agent has too many live delegations', {
-        max_active_per_agent: maxActive,
-      });
-    }
+    await liveCallingKey(tx, principal, nowMs);
+    await checkLiveCap(tx, 'delegations', fromAgent, nowMs);
     const delegationId = generateDelegationId();
     const createdAt = rfc3339(nowMs);
     const doc: DelegationDoc = {
@@ -162,7 +148,7 @@ export async function createDelegation(
       at: doc.created_at,
       details: { scope: scope.join(' '), expires_at: doc.expires_at },
     });
-    return view(doc);
+    return delegationView(doc);
   });
 }
 

@@ -5,7 +5,7 @@
  */
 import { generateDeviceKey, isWellFormedDeviceKey } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
-import type { DeviceKeyDoc } from '../ports/store.js';
+import type { DeviceKeyDoc, Tx } from '../ports/store.js';
 import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
@@ -68,8 +68,6 @@ export async function issueDeviceKey(
     }
     const agent = await requireAgent(tx, input.agent_id);
     const rotating = input.rotate === true && principal.kind === 'device' ? principal : null;
-    const calling =
-      principal.kind === 'device' ? await tx.get('device_keys', principal.key_digest) : null;
     if (agent.disabled) {
       throw new ApiError('permission_denied', 'the agent is disabled', {
         agent_id: agent.agent_id,
@@ -77,11 +75,8 @@ export async function issueDeviceKey(
     }
     const nowMs = deps.clock.now();
     const at = rfc3339(nowMs);
-    // The calling key must still be live when the new key commits: a key revoked while the
-    // request was in flight mints nothing (of two rotations of one key, one wins).
-    if (principal.kind === 'device' && (calling === null || !isActive(calling, nowMs))) {
-      throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
-    }
+    // Of two rotations of one key, one wins: the other finds the key revoked.
+    const calling = await liveCallingKey(tx, principal, nowMs);
     const keyId = generateKeyId();
     const doc: DeviceKeyDoc = {
       key_id: keyId,
@@ -204,6 +199,24 @@ export async function revokeDeviceKey(
     action: 'device_key.revoke',
   });
   return revoked;
+}
+
+/**
+ * The calling device key's record, read again in `tx`: 401 unless it is still live at `nowMs`, so
+ * a key revoked while its request was in flight makes nothing (a key, a delegation). Null when
+ * the caller is not a device key.
+ */
+export async function liveCallingKey(
+  tx: Tx,
+  principal: Principal,
+  nowMs: number,
+): Promise<DeviceKeyDoc | null> {
+  if (principal.kind !== 'device') return null;
+  const calling = await tx.get('device_keys', principal.key_digest);
+  if (calling === null || !isActive(calling, nowMs)) {
+    throw new ApiError('unauthenticated', 'the calling device key is no longer valid');
+  }
+  return calling;
 }
 
 /** True when a key record is neither revoked nor expired at `nowMs`. */

@@ -27,6 +27,7 @@ import type {
 } from '../ports/store.js';
 import { agentView, requireAgent, type Agent } from './agents.js';
 import type { CoreDeps } from './deps.js';
+import { delegationView, type Delegation } from './delegations.js';
 import { decodeCursor, encodeCursor, pageLimit, readPage, type Source } from './paging.js';
 import { runStatus, type RunStatus } from './runs.js';
 
@@ -43,15 +44,8 @@ export interface DeviceKeyItem {
   fingerprint: string | null;
 }
 
-export interface DelegationItem {
-  delegation_id: string;
-  from_agent: string;
-  to_agent: string;
-  scope: string[];
-  created_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-}
+/** A delegation as a list shows it: its API view and whether (when) it was revoked. */
+export type DelegationItem = Delegation & { revoked_at: string | null };
 
 export interface RunItem {
   run_id: string;
@@ -210,15 +204,7 @@ export async function listDelegations(
     ({ doc }): DelegationItem | null => {
       const live = doc.revoked_at === null && Date.parse(doc.expires_at) > nowMs;
       if (!live && !includeInactive) return null;
-      return {
-        delegation_id: doc.delegation_id,
-        from_agent: doc.from_agent,
-        to_agent: doc.to_agent,
-        scope: [...doc.scope],
-        created_at: doc.created_at,
-        expires_at: doc.expires_at,
-        revoked_at: doc.revoked_at,
-      };
+      return { ...delegationView(doc), revoked_at: doc.revoked_at };
     },
   );
   return { delegations: items, next_cursor };

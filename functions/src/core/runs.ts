@@ -25,13 +25,14 @@ import {
   signingKeyProblem,
 } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
-import type { RunDoc, RunEnd, StoreReader, Tx } from '../ports/store.js';
+import type { RunDoc, RunEnd, StoreReader } from '../ports/store.js';
 import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
 import { generateRunId, listKey } from './ids.js';
 import { clampToMaker, credentialScope, type AgentPrincipal, type Principal } from './principal.js';
+import { checkLiveCap } from './live-caps.js';
 import { endRuns, type BatchAudit } from './run-tree.js';
 import { readSetting } from './settings.js';
 
@@ -92,22 +93,6 @@ export async function runStatus(
   return Date.parse(doc.expires_at) <= nowMs ? 'expired' : 'active';
 }
 
-/** 429 when the agent already holds `runs.max_active_per_agent` live runs. */
-async function checkActiveRuns(tx: Tx, agentId: string, nowMs: number): Promise<void> {
-  const max = await readSetting(tx, 'runs.max_active_per_agent');
-  const live = await tx.query('runs', {
-    where: ['live_agent_id', agentId],
-    orderBy: 'expires_at',
-    after: rfc3339(nowMs),
-    limit: max,
-  });
-  if (live.length >= max) {
-    throw new ApiError('resource_exhausted', 'the agent has too many live runs', {
-      max_active_per_agent: max,
-    });
-  }
-}
-
 /** Checks a requested run scope against the grammar and the spawner's own rights. */
 function checkRunScope(scope: readonly string[], spawner: AgentPrincipal): string[] {
   const own = credentialScope(spawner);
@@ -157,7 +142,7 @@ export async function spawnRun(
     const parent = spawner.kind === 'run' ? await tx.get('runs', spawner.run_id) : null;
     const [sameKey] = await tx.find('runs', 'public_key', input.public_key, 1);
     const nowMs = deps.clock.now();
-    await checkActiveRuns(tx, agent.agent_id, nowMs);
+    await checkLiveCap(tx, 'runs', agent.agent_id, nowMs);
     if (input.ttl_seconds > maxTtl) {
       throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
         field: 'ttl_seconds',
