@@ -113,6 +113,7 @@ export async function migrateDigestsStore(options: {
       return await migrateDigests({
         store,
         digestKey,
+        state, // counted above: one full scan, not two
         clock: options.now === undefined ? systemClock : { now: options.now },
       });
     } catch (error) {

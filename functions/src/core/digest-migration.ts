@@ -27,7 +27,7 @@
  * Each step is resumable and idempotent: run it again after an interruption.
  */
 import { rfc3339, type Clock } from '../ports/clock.js';
-import { PRUNE_LIMIT_MAX, type Store } from '../ports/store.js';
+import { PRUNE_LIMIT_MAX, type CollectionName, type Found, type Store } from '../ports/store.js';
 import { rekeyLegacyDigest, type SecretKind } from './digest.js';
 import { listKey } from './ids.js';
 
@@ -58,21 +58,31 @@ export interface DigestState {
   migrated: number;
 }
 
+/** Every document of `collection`, a page at a time, in id order. */
+async function* scanPages<C extends CollectionName>(
+  store: Store,
+  collection: C,
+  batchSize: number,
+): AsyncGenerator<Found<C>[]> {
+  let after: string | null = null;
+  for (;;) {
+    const page: Found<C>[] = await store.scan(collection, after, batchSize);
+    yield page;
+    if (page.length < batchSize) return;
+    after = page.at(-1)!.id;
+  }
+}
+
 /** Counts the rows of each kind (a full scan: for maintenance only). */
 export async function digestState(store: Store, batchSize = 200): Promise<DigestState> {
   const state: DigestState = { plain: 0, keyed: 0, migrated: 0 };
   for (const { collection } of TABLES) {
-    let after: string | null = null;
-    for (;;) {
-      const page: Array<{ id: string; doc: { digest?: string; migrated_at?: string } }> =
-        await store.scan(collection, after, batchSize);
+    for await (const page of scanPages(store, collection, batchSize)) {
       for (const { doc } of page) {
         if (doc.digest !== 'keyed') state.plain++;
         else if (doc.migrated_at !== undefined) state.migrated++;
         else state.keyed++;
       }
-      if (page.length < batchSize) break;
-      after = page.at(-1)!.id;
     }
   }
   return state;
@@ -105,13 +115,7 @@ async function backfillListKeys(
 ): Promise<number> {
   const idOf = LISTED[collection] as (d: object) => string;
   let set = 0;
-  let after: string | null = null;
-  for (;;) {
-    const page: Array<{ id: string; doc: { list_key?: string } }> = await store.scan(
-      collection,
-      after,
-      batchSize,
-    );
+  for await (const page of scanPages(store, collection, batchSize)) {
     const lacking = page.filter((f) => f.doc.list_key === undefined).map((f) => f.id);
     if (lacking.length > 0) {
       set += await store.transact(async (tx) => {
@@ -125,9 +129,8 @@ async function backfillListKeys(
         return n;
       });
     }
-    if (page.length < batchSize) return set;
-    after = page.at(-1)!.id;
   }
+  return set;
 }
 
 async function backfillAuditOrder(store: Store, batchSize: number): Promise<number> {
@@ -153,9 +156,7 @@ async function migrateCollection(
   summary: DigestMigration,
 ): Promise<void> {
   const { store, digestKey, clock, batchSize } = options;
-  let after: string | null = null;
-  for (;;) {
-    const page: Array<{ id: string }> = await store.scan(collection, after, batchSize);
+  for await (const page of scanPages(store, collection, batchSize)) {
     for (const { id } of page) {
       summary.scanned++;
       const moved = await store.transact(async (tx) => {
@@ -180,8 +181,6 @@ async function migrateCollection(
       });
       if (moved) summary.moved++;
     }
-    if (page.length < batchSize) return;
-    after = page.at(-1)!.id;
   }
 }
 
@@ -190,10 +189,12 @@ export async function migrateDigests(options: {
   digestKey: Uint8Array;
   clock: Clock;
   batchSize?: number;
+  /** The store's {@link digestState}, when the caller has just counted it. */
+  state?: DigestState;
 }): Promise<DigestMigration> {
   const summary: DigestMigration = { scanned: 0, moved: 0, list_keys: 0, audit_order_keys: 0 };
   const full = { ...options, batchSize: options.batchSize ?? 200 };
-  const state = await digestState(options.store, full.batchSize);
+  const state = options.state ?? (await digestState(options.store, full.batchSize));
   if (state.keyed > 0 && state.plain > 0) throw new PlainRowsRefused(state.plain);
   for (const { collection, kind } of TABLES)
     await migrateCollection(full, collection, kind, summary);
