@@ -19,6 +19,11 @@ import type { AuditEvent } from '../ports/audit-event.js';
 import type { IndexedField, RunDoc, RunEnd } from '../ports/store.js';
 import type { CoreDeps } from './deps.js';
 
+/** A run as it is once ended (`how`, at `at`): out of the index of live runs too. */
+export function endedRun(doc: RunDoc, how: RunEnd, at: string): RunDoc {
+  return { ...doc, ended: how, ended_at: at, live_agent_id: null };
+}
+
 /** Runs read and ended per transaction. */
 export const RUN_BATCH = 200;
 
@@ -58,7 +63,7 @@ export async function endRuns(
       for (const { id, doc } of found) {
         if (doc.ended !== null || (selection.include !== undefined && !selection.include(doc)))
           continue;
-        tx.set('runs', id, { ...doc, ended: how, ended_at: at, live_agent_id: null });
+        tx.set('runs', id, endedRun(doc, how, at));
         ended.push(doc);
       }
       if (ended.length > 0) {

@@ -33,7 +33,7 @@ import { ApiError } from './errors.js';
 import { generateRunId, listKey } from './ids.js';
 import { clampToMaker, credentialScope, type AgentPrincipal, type Principal } from './principal.js';
 import { checkLiveCap } from './live-caps.js';
-import { endRuns, type BatchAudit } from './run-tree.js';
+import { endedRun, endRuns, type BatchAudit } from './run-tree.js';
 import { readSetting } from './settings.js';
 
 /** Hard ceilings: the settings can only be set below these. */
@@ -230,7 +230,7 @@ async function endSubtree(
     if (doc === null) throw new ApiError('not_found', 'no such run', { run_id: runId });
     if (doc.ended === null) {
       const at = rfc3339(deps.clock.now());
-      tx.set('runs', runId, { ...doc, ended: how, ended_at: at, live_agent_id: null });
+      tx.set('runs', runId, endedRun(doc, how, at));
       tx.audit({ ...audit(doc), at, details: { ended: 1, run_ids: runId } });
     }
     return doc;
