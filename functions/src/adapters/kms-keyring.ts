@@ -17,18 +17,19 @@
 import type { Keyring } from '../ports/keyring.js';
 import { CRYPTO_KEY_NAME } from '../config/config.js';
 import { crc32c } from './crc32c.js';
-import { ApiError } from '../core/errors.js';
+import {
+  IntegrityError,
+  KMS_TIMEOUT_MS_DEFAULT,
+  bytesOf,
+  callFailure,
+  checked,
+  int64Of,
+  openKmsClient,
+  type KmsCallOptions,
+  type KmsInt64,
+} from './kms-calls.js';
 
-/** An `google.protobuf.Int64Value` as the client hands it back (a decimal string, or a Long). */
-export interface KmsInt64 {
-  value?: number | string | { toString(): string } | null;
-}
-
-/** Per-call options passed to the client (gax `CallOptions`). */
-export interface KmsCallOptions {
-  /** Total milliseconds for the call, the client's own retries of transient errors included. */
-  timeout?: number;
-}
+export { KMS_TIMEOUT_MS_DEFAULT, type KmsCallOptions, type KmsInt64 };
 
 export interface KmsEncryptRequest {
   name: string;
@@ -80,87 +81,6 @@ export interface KmsClient {
   ): Promise<[KmsCryptoKey, ...unknown[]]>;
 }
 
-/** Default total time for one KMS call, retries included: well inside a request's budget. */
-export const KMS_TIMEOUT_MS_DEFAULT = 10_000;
-
-/**
- * How many times a response that fails its integrity check is asked for again. Google's guidance:
- * "discard the response ... and perform a limited number of retries".
- */
-const INTEGRITY_ATTEMPTS = 3;
-
-/** gRPC status codes that mean "the key service cannot answer now": DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE. */
-const UNAVAILABLE_STATUS = new Set([4, 8, 14]);
-/** Node network errors (a REST fallback, a proxy, a resolver) that mean the same. */
-const UNAVAILABLE_ERRNO = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-]);
-
-const GRPC_STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
-/** The error a failed KMS call becomes: `unavailable` for transient trouble, else a plain Error. */
-function callFailure(method: string, error: unknown): Error {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (
-    (typeof code === 'number' && UNAVAILABLE_STATUS.has(code)) ||
-    (typeof code === 'string' && UNAVAILABLE_ERRNO.has(code))
-  ) {
-    return new ApiError('unavailable', 'the key service is unavailable');
-  }
-  const status =
-    typeof code === 'number' ? `${code} ${GRPC_STATUS_NAMES[code] ?? ''}`.trim() : 'no status';
-  // The service's own explanation (e.g. which permission is missing) helps the operator; it
-  // never contains our plaintext. Kept to one short line.
-  const details = (error as { details?: unknown } | null)?.details;
-  const why =
-    typeof details === 'string' && details !== ''
-      ? `: ${details.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 200)}`
-      : '';
-  return new Error(`Cloud KMS ${method} failed (${status})${why}`);
-}
-
-function bytesOf(value: Uint8Array | string | null | undefined): Buffer | null {
-  if (value === null || value === undefined) return null;
-  return typeof value === 'string' ? Buffer.from(value, 'base64') : Buffer.from(value);
-}
-
-/** The checksum in an Int64Value, or null when absent or not a uint32. */
-function int64Of(field: KmsInt64 | null | undefined): number | null {
-  const raw = field?.value;
-  if (raw === null || raw === undefined) return null;
-  const text = typeof raw === 'number' ? String(raw) : raw.toString();
-  if (!/^\d{1,10}$/.test(text)) return null;
-  const n = Number(text);
-  return n <= 0xffffffff ? n : null;
-}
-
-class IntegrityError extends Error {}
-
 /**
  * A keyring over one Cloud KMS CryptoKey (`projects/.../cryptoKeys/K`). `wrap` encrypts under
  * the key's current primary version and records that version as `kek_ref`; `unwrap` lets KMS
@@ -186,22 +106,6 @@ export function kmsKeyring(
     typeof name === 'string' &&
     name.startsWith(versionPrefix) &&
     /^\d{1,20}$/.test(name.slice(versionPrefix.length));
-
-  /** Calls `attempt` until its response passes the integrity check, a few times at most. */
-  async function checked<T>(method: string, attempt: () => Promise<T>): Promise<T> {
-    for (let i = 1; ; i++) {
-      try {
-        return await attempt();
-      } catch (error) {
-        if (!(error instanceof IntegrityError)) throw error;
-        if (i >= INTEGRITY_ATTEMPTS) {
-          throw new Error(
-            `Cloud KMS ${method}: the response failed its integrity check (${error.message}) ${INTEGRITY_ATTEMPTS} times; refused`,
-          );
-        }
-      }
-    }
-  }
 
   return {
     async primaryRef() {
@@ -311,8 +215,9 @@ export interface KmsKeyringOptions {
 }
 
 /**
- * The Cloud KMS keyring with the real `@google-cloud/kms` client, imported only here and only
- * when KMS is configured (it is large: loading it on every cold start would cost for nothing).
+ * The Cloud KMS keyring with the real `@google-cloud/kms` client, imported only when KMS is
+ * configured ({@link openKmsClient}: it is large, loading it on every cold start would cost
+ * for nothing).
  * Credentials are the runtime's (the function's service account, which needs
  * `roles/cloudkms.cryptoKeyEncrypterDecrypter` on the key; `secrets rewrap` also reads the key,
  * `cloudkms.cryptoKeys.get`). `close()` ends the gRPC channel.
@@ -320,23 +225,7 @@ export interface KmsKeyringOptions {
 export async function openKmsKeyring(
   options: KmsKeyringOptions,
 ): Promise<Keyring & { close(): Promise<void> }> {
-  if (options.insecure === true && options.apiEndpoint === undefined) {
-    throw new Error('an insecure KMS connection needs an explicit endpoint');
-  }
-  const { KeyManagementServiceClient } = await import('@google-cloud/kms');
-  const clientOptions: NonNullable<ConstructorParameters<typeof KeyManagementServiceClient>[0]> =
-    {};
-  if (options.apiEndpoint !== undefined) clientOptions.apiEndpoint = options.apiEndpoint;
-  if (options.port !== undefined) clientOptions.port = options.port;
-  if (options.insecure === true) {
-    const grpc = await import('@grpc/grpc-js');
-    clientOptions.sslCreds = grpc.credentials.createInsecure();
-    // No Google credentials are used on this connection, so the client must not go looking for
-    // them: naming the universe stops it from probing for Application Default Credentials
-    // (which ends in the GCE metadata server, off this machine).
-    clientOptions.universeDomain = 'googleapis.com';
-  }
-  const client = new KeyManagementServiceClient(clientOptions);
+  const client = await openKmsClient(options);
   const keyring = kmsKeyring(
     client,
     options.keyName,
