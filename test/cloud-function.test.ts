@@ -17,6 +17,7 @@ import {
 } from './helpers/firestore-emulator.js';
 import { BRIDGE_KEY } from './helpers/service.js';
 import { bearer, mintTestToken, TEST_JWKS } from './helpers/tokens.js';
+import { generateSigningKeysText } from '../functions/src/adapters/local-signer.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -41,6 +42,8 @@ beforeAll(async () => {
       AGENTPACK_SECRETS_KEK: randomBytes(32).toString('base64url'),
       AGENTPACK_DIGEST_KEY: randomBytes(32).toString('base64url'),
       AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
+      AGENTPACK_ISSUER_URL: 'https://identity.example.test',
+      AGENTPACK_SIGNING_KEY: generateSigningKeysText(),
       NODE_ENV: 'production',
     },
   );
@@ -115,7 +118,13 @@ describe('the identity Cloud Function', () => {
       (await post('/secrets/get', { name: 'api_key', version: 1 }, bearer(token))).body.value,
     ).toBe('v-1');
     const wellKnown = await fetch(`${url}/.well-known/agentpack-identity`);
-    expect(((await wellKnown.json()) as any).jwks.keys).toHaveLength(1);
+    // The capability key and the run-token signing key (AGENTPACK_SIGNING_KEY here).
+    const published = ((await wellKnown.json()) as any).jwks.keys.map((k: any) => k.alg);
+    expect(published.sort()).toEqual(['ES256', 'EdDSA']);
+    const discovery = (await (
+      await fetch(`${url}/.well-known/openid-configuration`)
+    ).json()) as any;
+    expect(discovery.issuer).toBe('https://identity.example.test');
     expect((await post('/agents/disable', { agent_id: 'cloud-agent' }, bridge)).status).toBe(200);
     expect((await post('/agents/get', {}, dk2)).status).toBe(403);
     expect((await post('/device/revoke', { key_id: rotated.body.key_id }, bridge)).status).toBe(

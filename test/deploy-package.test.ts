@@ -21,6 +21,7 @@ import {
   type FirestoreEmulator,
 } from './helpers/firestore-emulator.js';
 import { BRIDGE_KEY } from './helpers/service.js';
+import { generateSigningKeysText } from '../functions/src/adapters/local-signer.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -80,6 +81,8 @@ beforeAll(async () => {
       AGENTPACK_BRIDGE_KEYS: BRIDGE_KEY,
       AGENTPACK_SECRETS_KEK: randomBytes(32).toString('base64url'),
       AGENTPACK_DIGEST_KEY: randomBytes(32).toString('base64url'),
+      AGENTPACK_ISSUER_URL: 'https://identity.example.test',
+      AGENTPACK_SIGNING_KEY: generateSigningKeysText(),
       NODE_ENV: 'production',
     },
   );

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFirestoreEmulator, type FirestoreEmulator } from './helpers/firestore-emulator.js';
 import { startFunctionsEmulator, type FunctionsEmulator } from './helpers/functions-emulator.js';
 import { bearer, mintTestToken, TEST_JWKS, TEST_KID } from './helpers/tokens.js';
+import { generateSigningKeysText } from '../functions/src/adapters/local-signer.js';
 
 const PROJECT = 'demo-agentpack';
 const BRIDGE_KEY = `e2e-bridge-${randomBytes(24).toString('base64url')}`;
@@ -34,6 +35,10 @@ beforeAll(async () => {
       // The defineString param: empty means "no KMS" (config refuses KMS and a KEK together),
       // and it must be present, or the emulator prompts for it and cannot load the function.
       AGENTPACK_KMS_KEY: '',
+      AGENTPACK_KMS_SIGNING_KEY: '',
+      AGENTPACK_ISSUER_URL: 'https://identity.example.test',
+      // One line: a .env value holds no newline.
+      AGENTPACK_SIGNING_KEY: JSON.stringify(JSON.parse(generateSigningKeysText())),
       AGENTPACK_SECRETS_KEK: SECRETS_KEK,
       AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
       FIRESTORE_EMULATOR_HOST: firestore.host,

@@ -21,6 +21,11 @@ import { parseScopeEntry } from '@agentpack-identity/protocol';
 import { manualClock } from './helpers/clock.js';
 import { capturingLogger } from './helpers/logs.js';
 import { localKeyring } from '../functions/src/adapters/local-keyring.js';
+import {
+  generateSigningKeysText,
+  localSigner,
+  parseSigningKeys,
+} from '../functions/src/adapters/local-signer.js';
 import { loadPinnedKeys } from '../functions/src/tokens/pinned-keys.js';
 import { createTokenVerifier } from '../functions/src/tokens/verify.js';
 import { BRIDGE_KEY } from './helpers/service.js';
@@ -139,6 +144,20 @@ const VALID_BODIES: Record<string, unknown> = {
   '/settings/set': { key: 'secrets.max_versions', value: 5 },
   '/runs/spawn': { task: 't', scope: ['agents/get'], ttl_seconds: 60, public_key: 'k' },
   '/runs/revoke': { run_id: 'run_BBBBBBBBBBBBBBBBBBBBBB' },
+  '/runs/token': { audience: 'https://example.com' },
+  '/issuers/put': { issuer: 'https://issuer.example.com' },
+  '/issuers/delete': { issuer: 'https://issuer.example.com' },
+  '/roles/put': {
+    role: 'ci-role',
+    issuer: 'https://issuer.example.com',
+    audiences: ['a'],
+    bound_claims: { sub: 'x' },
+    agent_id: 'agent-a',
+    scope: ['agents/get'],
+    ttl_seconds: 60,
+  },
+  '/roles/get': { role: 'ci-role' },
+  '/roles/delete': { role: 'ci-role' },
   '/device/enrollments/create': { agent_id: 'agent-a' },
   '/attestations/verify': {
     key_id: 'dk_AAAAAAAAAAAAAAAA',
@@ -191,6 +210,13 @@ function deps(logger = capturingLogger().logger) {
     issuer: 'agentpack-identity',
     audience: 'agentpack',
     jwks: { keys: [] },
+    signer: localSigner(parseSigningKeys(generateSigningKeysText(), 'test')),
+    issuerUrl: 'http://127.0.0.1:8787',
+    issuerKeys: {
+      keyFor: async () => {
+        throw new Error('no issuer is fetched by the route-table tests');
+      },
+    },
   };
 }
 
@@ -208,6 +234,10 @@ describe('route table', () => {
       }
       if (route.policy === 'enrollment-code') {
         expect(route.path).toBe('/device/enroll');
+        continue;
+      }
+      if (route.policy === 'subject-token') {
+        expect(route.path).toBe('/auth/exchange');
         continue;
       }
       expect(route.policy.length, route.path).toBeGreaterThan(0);
@@ -251,7 +281,18 @@ describe('route table', () => {
         'POST /runs/spawn',
         'POST /runs/complete',
         'POST /runs/revoke',
+        'POST /runs/token',
+        'POST /issuers/put',
+        'POST /issuers/list',
+        'POST /issuers/delete',
+        'POST /roles/put',
+        'POST /roles/get',
+        'POST /roles/list',
+        'POST /roles/delete',
+        'POST /auth/exchange',
         'GET /.well-known/agentpack-agent-identity/',
+        'GET /.well-known/jwks.json',
+        'GET /.well-known/openid-configuration',
         'POST /settings/list',
         'POST /settings/set',
         'POST /agents/list',
@@ -266,7 +307,7 @@ describe('route table', () => {
   });
 
   for (const route of ROUTES.filter(
-    (r) => r.policy !== 'public' && r.policy !== 'enrollment-code',
+    (r) => r.policy !== 'public' && r.policy !== 'enrollment-code' && r.policy !== 'subject-token',
   )) {
     const accepted = route.policy as readonly CallerKind[];
     it(`${route.path}: refuses a missing credential (401) without running the handler`, async () => {

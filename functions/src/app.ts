@@ -15,6 +15,10 @@ import { loadKeyFile, parseKey32 } from './config/key-file.js';
 import { createDigester, type Digester } from './core/digest.js';
 import { loadPinnedKeys, publicJwks } from './tokens/pinned-keys.js';
 import { createTokenVerifier } from './tokens/verify.js';
+import type { TokenSigner } from './ports/token-signer.js';
+import { loadSigningKeyFile, localSigner, parseSigningKeys } from './adapters/local-signer.js';
+import { createIssuerKeys, type FetchJson } from './core/issuer-keys.js';
+import { fetchJson as httpsFetchJson } from './adapters/https-fetch.js';
 
 export interface App {
   handler: Handler;
@@ -111,9 +115,44 @@ export async function openDigestKey(
   });
 }
 
+/** The online signing key file inside the data dir (embedded mode). */
+export function signingKeyFile(dataDir: string): string {
+  return join(dataDir, 'run-token-signing-key.jwks');
+}
+
 /**
- * Builds the service. `store`, `clock` and `keyring` may be injected (tests); otherwise opened
- * here. The capability keys are parsed into key objects once, here, never per request.
+ * The online signing key of run tokens: the Cloud KMS CryptoKeyVersion when
+ * `AGENTPACK_KMS_SIGNING_KEY` is set (production; the client is imported only then), else the
+ * keys of `AGENTPACK_SIGNING_KEY`, else the key file of the data dir (created on first start).
+ */
+export async function openSigner(config: Config, logger: Logger): Promise<TokenSigner> {
+  const signing = config.signing;
+  switch (signing.kind) {
+    case 'kms': {
+      const { openKmsSigner } = await import('./adapters/kms-signer.js');
+      return openKmsSigner({
+        versionName: signing.versionName,
+        ...(signing.endpoint === null
+          ? {}
+          : { apiEndpoint: signing.endpoint.host, port: signing.endpoint.port }),
+        insecure: signing.insecure,
+        // A failed refresh keeps the keys already published; operators hear of it here.
+        onRefreshError: (error) =>
+          logger.warn('signing_keys.refresh_failed', {
+            error: error instanceof Error ? error.message : 'unknown error',
+          }),
+      });
+    }
+    case 'env':
+      return localSigner(parseSigningKeys(signing.keys, 'AGENTPACK_SIGNING_KEY'));
+    case 'file':
+      return localSigner(loadSigningKeyFile(signingKeyFile(config.dataDir)));
+  }
+}
+
+/**
+ * Builds the service. `store`, `clock`, `keyring`, `signer` and the issuers' `fetchJson` (and
+ * the `issuerCa` it trusts) may be injected (tests); otherwise opened here. The capability keys are parsed into key objects once, here, never per request.
  */
 export async function createApp(options: {
   config: Config;
@@ -121,18 +160,24 @@ export async function createApp(options: {
   store?: Store;
   clock?: Clock;
   keyring?: Keyring;
+  signer?: TokenSigner;
+  fetchJson?: FetchJson;
+  issuerCa?: string;
 }): Promise<App> {
   const { config } = options;
   const store = options.store ?? (await openStore(config));
+  const clock = options.clock ?? systemClock;
   let opened: OpenedKeyring | null = null;
+  let openedSigner: TokenSigner | null = null;
   try {
     const keys = config.capabilityKeys === null ? null : loadPinnedKeys(config.capabilityKeys);
     const digest = createDigester(await openDigestKey(config, store));
     const keyring = options.keyring ?? (opened = await openKeyring(config, store));
+    const signer = options.signer ?? (openedSigner = await openSigner(config, options.logger));
     const handler = createHandler({
       store,
       digest,
-      clock: options.clock ?? systemClock,
+      clock,
       logger: options.logger,
       bridgeKeys: config.bridgeKeys,
       tokens:
@@ -148,18 +193,28 @@ export async function createApp(options: {
       issuer: config.issuer,
       audience: config.audience,
       jwks: keys === null ? { keys: [] } : publicJwks(keys),
+      signer,
+      issuerUrl: config.issuerUrl,
+      issuerKeys: createIssuerKeys({
+        fetchJson: options.fetchJson ?? httpsFetchJson,
+        clock,
+        ...(options.issuerCa === undefined ? {} : { ca: options.issuerCa }),
+      }),
     });
     const keyringOpened = opened;
+    const signerOpened = openedSigner;
     return {
       handler,
       store,
       digest,
       async close() {
+        await signerOpened?.close();
         await keyringOpened?.close();
         await store.close();
       },
     };
   } catch (error) {
+    await openedSigner?.close();
     await opened?.close();
     await store.close();
     throw error;

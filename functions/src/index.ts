@@ -28,6 +28,22 @@ defineString('AGENTPACK_KMS_KEY', {
     'Cloud KMS CryptoKey for secrets: projects/P/locations/L/keyRings/R/cryptoKeys/K (the function needs roles/cloudkms.cryptoKeyEncrypterDecrypter on it)',
 });
 
+// The issuer of run tokens (`iss`) and of the OIDC discovery document: the https URL the
+// function is reached at (its Cloud Run URL, or a custom domain in front of it).
+defineString('AGENTPACK_ISSUER_URL', {
+  description:
+    'The https URL the identity function is reached at (the iss of run tokens), without a trailing slash',
+});
+
+// The online signing key of run tokens: a Cloud KMS CryptoKeyVersion of purpose ASYMMETRIC_SIGN,
+// EC_SIGN_P256_SHA256 (the function needs roles/cloudkms.signerVerifier on its key, and
+// cloudkms.cryptoKeyVersions.list to publish the key's other enabled versions). Emulators may
+// give AGENTPACK_SIGNING_KEY (a JWKS of private P-256 keys) in the environment instead.
+defineString('AGENTPACK_KMS_SIGNING_KEY', {
+  description:
+    'Cloud KMS CryptoKeyVersion that signs run tokens: projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N',
+});
+
 const service = cloudService({
   env: process.env,
   secrets: () => ({

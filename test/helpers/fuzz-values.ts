@@ -422,4 +422,65 @@ export const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
   category: fc.constantFrom('auth', 'secrets', 'settings', 'nope', ''),
   since: instant,
   until: instant,
+  // Workload federation.
+  audience: fc.oneof(
+    fc.constantFrom('https://example.com', 'sts.amazonaws.com', '', 'x'.repeat(257), 'a\nb'),
+    fc.string({ maxLength: 30 }),
+  ),
+  audiences: fc.array(fc.constantFrom('aud-1', 'https://example.com', '', 'x'.repeat(257)), {
+    minLength: 0,
+    maxLength: 3,
+  }),
+  issuer: fc.constantFrom(
+    'https://token.actions.githubusercontent.com',
+    'https://kubernetes.default.svc',
+    'http://issuer.example.com',
+    'https://issuer.example.com/?q=1',
+    'not a url',
+    '',
+    'x'.repeat(257),
+  ),
+  jwks: fc.oneof(
+    fc.constant({ keys: [] }),
+    fc.constant({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) }] }),
+    fc.constant({ keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' }] }),
+    fc.constant({ keys: [{ kty: 'oct', k: 'AAAA' }] }),
+    fc.constant('{"keys":[]}'),
+  ),
+  role: fc.oneof(
+    fc.constantFrom('ci-deploy', 'Ci', 'ab', 'x'.repeat(64)),
+    fc.stringMatching(/^[a-z0-9][a-z0-9_-]{2,10}$/),
+  ),
+  bound_claims: fc.oneof(
+    fc.constant({ sub: 'repo:org/*' }),
+    fc.constant({ sub: ['a', 'b*'] }),
+    fc.constant({}),
+    fc.constant({ iss: 'x' }),
+    fc.constant({ __proto__: 'x' }),
+    fc.constant({ 'bad name': 'x' }),
+    fc.constant({ sub: [] }),
+    fc.constant({ sub: 5 }),
+  ),
+  subject_token: fc.oneof(
+    fc.constantFrom(
+      'a.b.c',
+      'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+      'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln',
+      '..',
+      '',
+      'x'.repeat(16_385),
+    ),
+    fc.string({ maxLength: 80 }),
+  ),
+  grant_type: fc.constantFrom(
+    'urn:ietf:params:oauth:grant-type:token-exchange',
+    'client_credentials',
+    '',
+  ),
+  subject_token_type: fc.constantFrom(
+    'urn:ietf:params:oauth:token-type:jwt',
+    'urn:ietf:params:oauth:token-type:id_token',
+    'urn:ietf:params:oauth:token-type:access_token',
+  ),
+  requested_token_type: fc.constantFrom('urn:ietf:params:oauth:token-type:jwt', 'x'),
 };

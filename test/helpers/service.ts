@@ -3,7 +3,9 @@
  * real node:http server on a free loopback port, a capturing logger and an injectable clock.
  */
 import type { Server } from 'node:http';
-import { createApp } from '../../functions/src/app.js';
+import { createApp, type App } from '../../functions/src/app.js';
+import type { Handler } from '../../functions/src/http/handler.js';
+import type { TokenSigner } from '../../functions/src/ports/token-signer.js';
 import { loadConfig } from '../../functions/src/config/config.js';
 import { startServer } from '../../functions/src/local/server.js';
 import type { Clock } from '../../functions/src/ports/clock.js';
@@ -43,26 +45,51 @@ export interface TestService {
 }
 
 export async function startTestService(
-  options: { clock?: Clock; store?: Store; keyring?: Keyring } = {},
+  options: {
+    clock?: Clock;
+    store?: Store;
+    keyring?: Keyring;
+    signer?: TokenSigner;
+    /** PEM roots the service trusts when it fetches an issuer's keys (a local test issuer). */
+    issuerCa?: string;
+    /** More environment (e.g. `AGENTPACK_ISSUER_URL`). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<TestService> {
   const tmp = tempDir();
   const { logger, lines } = capturingLogger();
-  const config = loadConfig(
-    {
-      AGENTPACK_DATA_DIR: tmp.dir,
-      AGENTPACK_BRIDGE_KEYS: `${BRIDGE_KEY},${BRIDGE_KEY_2}`,
-      AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
-    },
-    { store: 'sqlite' },
-  );
-  const app = await createApp({
-    config,
-    logger,
-    ...(options.clock === undefined ? {} : { clock: options.clock }),
-    ...(options.store === undefined ? {} : { store: options.store }),
-    ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
+  // Listening first: the issuer URL defaults to the server's own address, as with npm start.
+  let handler: Handler = async () => ({ status: 503, headers: {}, body: {} });
+  const { server, url } = await startServer((req) => handler(req), logger, {
+    port: 0,
+    host: '127.0.0.1',
   });
-  const { server, url } = await startServer(app.handler, logger, { port: 0, host: '127.0.0.1' });
+  let app: App;
+  try {
+    const config = loadConfig(
+      {
+        AGENTPACK_DATA_DIR: tmp.dir,
+        AGENTPACK_BRIDGE_KEYS: `${BRIDGE_KEY},${BRIDGE_KEY_2}`,
+        AGENTPACK_CAPABILITY_KEYS: TEST_JWKS,
+        ...options.env,
+      },
+      { store: 'sqlite', issuerUrl: url },
+    );
+    app = await createApp({
+      config,
+      logger,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.store === undefined ? {} : { store: options.store }),
+      ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
+      ...(options.signer === undefined ? {} : { signer: options.signer }),
+      ...(options.issuerCa === undefined ? {} : { issuerCa: options.issuerCa }),
+    });
+  } catch (error) {
+    await closeServer(server);
+    tmp.remove();
+    throw error;
+  }
+  handler = app.handler;
   const responses: string[] = [];
   const request = async (path: string, init: RequestInit): Promise<ApiResult> => {
     const res = await fetch(url + path, init);

@@ -26,7 +26,7 @@
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { EcPublicJwk, TokenSigner } from '../ports/token-signer.js';
-import { CRYPTO_KEY_NAME } from '../config/config.js';
+import { CRYPTO_KEY_VERSION_NAME } from '../config/config.js';
 import { derToJoseSignature, ecPublicJwk } from '../tokens/ec-keys.js';
 import { crc32c } from './crc32c.js';
 import {
@@ -43,10 +43,7 @@ import {
 } from './kms-calls.js';
 import { ApiError } from '../core/errors.js';
 
-/** `projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N`: one CryptoKeyVersion. */
-export const CRYPTO_KEY_VERSION_NAME = new RegExp(
-  `${CRYPTO_KEY_NAME.source.replace(/\$$/, '')}\\/cryptoKeyVersions\\/[1-9][0-9]{0,19}$`,
-);
+export { CRYPTO_KEY_VERSION_NAME } from '../config/config.js';
 
 /** The one algorithm the signer signs and publishes with: ECDSA P-256 over SHA-256 (ES256). */
 export const KMS_SIGNING_ALGORITHM = 'EC_SIGN_P256_SHA256';

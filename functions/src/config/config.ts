@@ -9,6 +9,11 @@ import { bridgeKeyring, parseBridgeKeys, type BridgeKeyring } from '../auth/brid
 export const CRYPTO_KEY_NAME =
   /^projects\/[a-z0-9][a-z0-9.:-]{0,99}\/locations\/[a-z0-9-]{1,63}\/keyRings\/[A-Za-z0-9_-]{1,63}\/cryptoKeys\/[A-Za-z0-9_-]{1,63}$/;
 
+/** `projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N`: one key version. */
+export const CRYPTO_KEY_VERSION_NAME = new RegExp(
+  `${CRYPTO_KEY_NAME.source.slice(0, -1)}\\/cryptoKeyVersions\\/[1-9][0-9]{0,19}$`,
+);
+
 export type StoreKind = 'sqlite' | 'firestore';
 
 /** Cloud KMS as the secrets keyring (`AGENTPACK_KMS_KEY`, `AGENTPACK_KMS_ENDPOINT`, `AGENTPACK_KMS_INSECURE`). */
@@ -42,6 +47,17 @@ export interface StorageConfig {
   kms: KmsConfig | null;
 }
 
+/**
+ * Where the online signing key of run tokens lives: a Cloud KMS CryptoKeyVersion
+ * (`AGENTPACK_KMS_SIGNING_KEY`, production), a JWKS of private keys in the environment
+ * (`AGENTPACK_SIGNING_KEY`: emulators, deployments without KMS), or the key file of the data
+ * dir (embedded mode).
+ */
+export type SigningConfig =
+  | { kind: 'kms'; versionName: string; endpoint: KmsConfig['endpoint']; insecure: boolean }
+  | { kind: 'env'; keys: string }
+  | { kind: 'file' };
+
 export interface Config extends StorageConfig {
   bridgeKeys: BridgeKeyring;
   issuer: string;
@@ -50,6 +66,12 @@ export interface Config extends StorageConfig {
   capabilityKeys: string | null;
   /** Longest capability token lifetime accepted (`AGENTPACK_CAPABILITY_MAX_TTL_SECONDS`). */
   capabilityMaxTtlSeconds: number;
+  /**
+   * The `iss` of run tokens and the OIDC issuer (`AGENTPACK_ISSUER_URL`); locally the service's
+   * own base URL by default. Required with the firestore store.
+   */
+  issuerUrl: string;
+  signing: SigningConfig;
 }
 
 /** Default and ceiling of `AGENTPACK_CAPABILITY_MAX_TTL_SECONDS`. */
@@ -74,9 +96,28 @@ export type Env = Readonly<Record<string, string | undefined>>;
  */
 export function loadConfig(
   env: Env,
-  defaults: { store: StoreKind; bridgeKeys?: string; capabilityKeys?: string },
+  defaults: {
+    store: StoreKind;
+    bridgeKeys?: string;
+    capabilityKeys?: string;
+    /** The local server's own base URL, the issuer when `AGENTPACK_ISSUER_URL` is unset. */
+    issuerUrl?: string;
+  },
 ): Config {
   const storage = loadStorageConfig(env, defaults);
+  // Locally the issuer is the server's own base URL (the local server passes the address it
+  // bound; else HOST and PORT say where it listens).
+  const issuerUrl =
+    nonEmpty(env['AGENTPACK_ISSUER_URL'])?.trim() ??
+    defaults.issuerUrl ??
+    (storage.store === 'sqlite'
+      ? `http://${env['HOST'] ?? '127.0.0.1'}:${env['PORT'] ?? '8787'}`
+      : undefined);
+  if (issuerUrl === undefined) {
+    throw new Error(
+      'AGENTPACK_ISSUER_URL is required with the firestore store (the https URL the service is reached at)',
+    );
+  }
   const rawKeys = env['AGENTPACK_BRIDGE_KEYS'] ?? defaults.bridgeKeys;
   return {
     ...storage,
@@ -90,7 +131,62 @@ export function loadConfig(
       CAPABILITY_MAX_TTL_DEFAULT,
       CAPABILITY_MAX_TTL_CEILING,
     ),
+    issuerUrl: checkIssuerUrl(issuerUrl),
+    signing: loadSigningConfig(env, storage),
   };
+}
+
+/**
+ * The issuer URL: `https://host[:port][/path]`, or plain http to a loopback host (the local
+ * server); no query, fragment, credentials or trailing slash, since verifiers compare `iss`
+ * byte for byte and append `/.well-known/...` to it.
+ */
+export function checkIssuerUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('AGENTPACK_ISSUER_URL must be a URL such as https://identity.example.com');
+  }
+  const loopback = LOOPBACK_HOST_PATTERN.test(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new Error(
+      'AGENTPACK_ISSUER_URL must be an https URL (plain http only for a loopback host)',
+    );
+  }
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new Error('AGENTPACK_ISSUER_URL must not have a query, a fragment or credentials');
+  }
+  if (raw.endsWith('/') || raw.length > 200 || url.href.replace(/\/$/, '') !== raw) {
+    throw new Error(
+      'AGENTPACK_ISSUER_URL must be written canonically, without a trailing slash (at most 200 characters)',
+    );
+  }
+  return raw;
+}
+
+function loadSigningConfig(env: Env, storage: StorageConfig): SigningConfig {
+  const versionName = nonEmpty(env['AGENTPACK_KMS_SIGNING_KEY'])?.trim();
+  const keys = nonEmpty(env['AGENTPACK_SIGNING_KEY']);
+  if (versionName !== undefined && keys !== undefined) {
+    throw new Error('set AGENTPACK_KMS_SIGNING_KEY or AGENTPACK_SIGNING_KEY, not both');
+  }
+  if (versionName !== undefined) {
+    if (!CRYPTO_KEY_VERSION_NAME.test(versionName)) {
+      throw new Error(
+        'AGENTPACK_KMS_SIGNING_KEY must name a CryptoKeyVersion: projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N',
+      );
+    }
+    const { endpoint, insecure } = kmsEndpoint(env);
+    return { kind: 'kms', versionName, endpoint, insecure };
+  }
+  if (keys !== undefined) return { kind: 'env', keys };
+  if (storage.store !== 'sqlite') {
+    throw new Error(
+      'AGENTPACK_KMS_SIGNING_KEY (or AGENTPACK_SIGNING_KEY) is required with the firestore store',
+    );
+  }
+  return { kind: 'file' };
 }
 
 /**
@@ -125,8 +221,13 @@ function loadKmsConfig(env: Env): KmsConfig | null {
   const rawEndpoint = nonEmpty(env['AGENTPACK_KMS_ENDPOINT'])?.trim();
   const rawInsecure = nonEmpty(env['AGENTPACK_KMS_INSECURE'])?.trim();
   if (keyName === undefined) {
-    if (rawEndpoint !== undefined || rawInsecure !== undefined) {
-      throw new Error('AGENTPACK_KMS_ENDPOINT and AGENTPACK_KMS_INSECURE need AGENTPACK_KMS_KEY');
+    if (
+      (rawEndpoint !== undefined || rawInsecure !== undefined) &&
+      nonEmpty(env['AGENTPACK_KMS_SIGNING_KEY']) === undefined
+    ) {
+      throw new Error(
+        'AGENTPACK_KMS_ENDPOINT and AGENTPACK_KMS_INSECURE need AGENTPACK_KMS_KEY or AGENTPACK_KMS_SIGNING_KEY',
+      );
     }
     return null;
   }
@@ -137,6 +238,14 @@ function loadKmsConfig(env: Env): KmsConfig | null {
         : 'AGENTPACK_KMS_KEY must be projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY',
     );
   }
+  const { endpoint, insecure } = kmsEndpoint(env);
+  return { keyName, endpoint, insecure };
+}
+
+/** `AGENTPACK_KMS_ENDPOINT` and `AGENTPACK_KMS_INSECURE`, shared by both uses of Cloud KMS. */
+function kmsEndpoint(env: Env): Pick<KmsConfig, 'endpoint' | 'insecure'> {
+  const rawEndpoint = nonEmpty(env['AGENTPACK_KMS_ENDPOINT'])?.trim();
+  const rawInsecure = nonEmpty(env['AGENTPACK_KMS_INSECURE'])?.trim();
   if (rawInsecure !== undefined && rawInsecure !== 'true' && rawInsecure !== 'false') {
     throw new Error('AGENTPACK_KMS_INSECURE must be "true" or "false"');
   }
@@ -156,7 +265,7 @@ function loadKmsConfig(env: Env): KmsConfig | null {
       'AGENTPACK_KMS_INSECURE=true is allowed only with a loopback AGENTPACK_KMS_ENDPOINT',
     );
   }
-  return { keyName, endpoint, insecure };
+  return { endpoint, insecure };
 }
 
 function sqliteSynchronous(raw: string | undefined): 'normal' | 'full' {

@@ -1,8 +1,8 @@
 /**
- * Ephemeral runs: a per-spawn identity for one task. The instance generates its own Ed25519
+ * Ephemeral runs: a per-spawn identity for one task (made by `spawn.ts`). The instance generates its own Ed25519
  * key and sends only the public half; the run gets a scope no wider than its spawner's rights,
  * a life bounded by `runs.max_ttl_seconds`, by its parent's and by its spawner's credential
- * (one clamp, {@link clampToMaker}), a depth bounded by `runs.max_depth`, its lineage (root …
+ * (one clamp, `clampToMaker`), a depth bounded by `runs.max_depth`, its lineage (root …
  * parent, itself), and the spawning device key of its tree.
  *
  * Ending runs — both, on purpose: `/runs/complete`, `/runs/revoke`, `/agents/disable` and a
@@ -14,27 +14,18 @@
  */
 import {
   AGENT_LIST_RPCS,
-  decodeRawKey,
   DELEGABLE_RPCS,
-  parseScopeEntry,
-  RESOURCE_RPCS,
   RUN_ID_PATTERN,
-  scopeAllows,
   type RunStatus,
   type RunView,
-  signingKeyProblem,
 } from '@agentpack-identity/protocol';
 import { rfc3339 } from '../ports/clock.js';
 import type { RunDoc, RunEnd, StoreReader } from '../ports/store.js';
-import { requireAgent } from './agents.js';
 import type { CoreDeps } from './deps.js';
 import { actorOf } from './audit.js';
 import { ApiError } from './errors.js';
-import { generateRunId, listKey } from './ids.js';
-import { clampToMaker, credentialScope, type AgentPrincipal, type Principal } from './principal.js';
-import { checkLiveCap } from './live-caps.js';
+import type { AgentPrincipal, Principal } from './principal.js';
 import { endedRun, endRuns, type BatchAudit } from './run-tree.js';
-import { readSetting } from './settings.js';
 
 /** Hard ceilings: the settings can only be set below these. */
 export const RUN_TTL_CEILING_SECONDS = 24 * 3600;
@@ -48,7 +39,8 @@ export const RUN_RPCS: readonly string[] = [...DELEGABLE_RPCS, 'runs/spawn', ...
 
 export type { RunStatus, RunView } from '@agentpack-identity/protocol';
 
-function view(doc: RunDoc): RunView {
+/** A run as the API shows it. */
+export function runView(doc: RunDoc): RunView {
   return {
     run_id: doc.run_id,
     agent_id: doc.agent_id,
@@ -91,121 +83,6 @@ export async function runStatus(
   }
   if (ended !== null) return ended;
   return Date.parse(doc.expires_at) <= nowMs ? 'expired' : 'active';
-}
-
-/** Checks a requested run scope against the grammar and the spawner's own rights. */
-function checkRunScope(scope: readonly string[], spawner: AgentPrincipal): string[] {
-  const own = credentialScope(spawner);
-  const out = new Set<string>();
-  scope.forEach((text, index) => {
-    const entry = parseScopeEntry(text);
-    const bad = (reason: string): never => {
-      throw new ApiError('invalid_argument', `scope[${index}]: ${reason}`, {
-        field: 'scope',
-        index,
-      });
-    };
-    if (entry === null) bad('not of the form rpc or rpc:resource');
-    else if (!RUN_RPCS.includes(entry.rpc)) bad(`${entry.rpc} cannot be granted to a run`);
-    else if (entry.resource !== null && !(RESOURCE_RPCS as readonly string[]).includes(entry.rpc)) {
-      bad(`${entry.rpc} does not take a resource`);
-    } else if (own !== null && !scopeAllows(own, entry.rpc, entry.resource)) {
-      throw new ApiError(
-        'permission_denied',
-        `scope[${index}] is wider than the spawner's rights`,
-        {
-          index,
-        },
-      );
-    }
-    out.add(text);
-  });
-  return [...out];
-}
-
-/** Spawns a run for the caller's agent (a child when the caller is a run). */
-export async function spawnRun(
-  deps: CoreDeps,
-  spawner: AgentPrincipal,
-  input: { task: string; scope: string[]; ttl_seconds: number; public_key: string },
-): Promise<RunView> {
-  const raw = decodeRawKey(input.public_key);
-  const problem = raw === null ? 'must be 32 bytes as unpadded base64url' : signingKeyProblem(raw);
-  if (problem !== null) {
-    throw new ApiError('invalid_argument', `public_key: ${problem}`, { field: 'public_key' });
-  }
-  const scope = checkRunScope(input.scope, spawner);
-  return deps.store.transact(async (tx) => {
-    const maxTtl = await readSetting(tx, 'runs.max_ttl_seconds');
-    const maxDepth = await readSetting(tx, 'runs.max_depth');
-    const agent = await requireAgent(tx, spawner.agent_id);
-    const parent = spawner.kind === 'run' ? await tx.get('runs', spawner.run_id) : null;
-    const [sameKey] = await tx.find('runs', 'public_key', input.public_key, 1);
-    const nowMs = deps.clock.now();
-    await checkLiveCap(tx, 'runs', agent.agent_id, nowMs);
-    if (input.ttl_seconds > maxTtl) {
-      throw new ApiError('invalid_argument', 'ttl_seconds is above the maximum', {
-        field: 'ttl_seconds',
-        max_ttl_seconds: maxTtl,
-      });
-    }
-    if (agent.disabled) throw new ApiError('permission_denied', 'the agent is disabled');
-    if (sameKey !== undefined) {
-      throw new ApiError(
-        'already_exists',
-        'this public key belongs to another run: generate a fresh key per run',
-      );
-    }
-    if (spawner.kind === 'run' && (parent === null || parent.ended !== null))
-      throw new ApiError('unauthenticated', 'the parent run has ended');
-    const lineage = parent === null ? [] : [...parent.lineage];
-    if (lineage.length + 1 > maxDepth) {
-      throw new ApiError('failed_precondition', 'the run tree is at its maximum depth', {
-        max_depth: maxDepth,
-      });
-    }
-    const runId = generateRunId();
-    // Never past its spawner's credential (a token's exp, a device key's or the parent's end).
-    const expiresMs = clampToMaker(spawner, nowMs + input.ttl_seconds * 1000)!;
-    const doc: RunDoc = {
-      run_id: runId,
-      agent_id: agent.agent_id,
-      parent_run_id: parent?.run_id ?? null,
-      root_run_id: parent?.root_run_id ?? runId,
-      lineage: [...lineage, runId],
-      task: input.task,
-      scope,
-      public_key: input.public_key,
-      created_at: rfc3339(nowMs),
-      list_key: listKey(rfc3339(nowMs), runId),
-      expires_at: rfc3339(expiresMs),
-      ended: null,
-      ended_at: null,
-      live_agent_id: agent.agent_id,
-      spawned_by_key_id:
-        parent === null
-          ? spawner.kind === 'device'
-            ? spawner.key_id
-            : null
-          : (parent.spawned_by_key_id ?? null),
-    };
-    tx.set('runs', runId, doc);
-    tx.audit({
-      category: 'auth',
-      action: 'run.spawn',
-      // The new run is part of the tree: its event carries the tree's root.
-      actor: { ...actorOf(spawner), root_run_id: doc.root_run_id },
-      target: { agent_id: agent.agent_id, run_id: runId },
-      at: doc.created_at,
-      details: {
-        task: input.task,
-        scope: scope.join(' '),
-        parent_run_id: doc.parent_run_id,
-        expires_at: doc.expires_at,
-      },
-    });
-    return view(doc);
-  });
 }
 
 /**

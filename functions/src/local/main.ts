@@ -11,6 +11,14 @@ import { systemClock } from '../ports/clock.js';
 import { ensureDevBridgeKey, ensureDevSigningKey } from './dev-keys.js';
 import { startPruning } from './pruning.js';
 import { startServer } from './server.js';
+import type { Handler } from '../http/handler.js';
+import type { HttpResponse } from '../ports/http.js';
+
+const NOT_READY: HttpResponse = {
+  status: 503,
+  headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+  body: { error: { code: 'unavailable', message: 'the service is starting' } },
+};
 
 async function main(): Promise<void> {
   const env = process.env;
@@ -19,24 +27,31 @@ async function main(): Promise<void> {
   const devKey = env['AGENTPACK_BRIDGE_KEYS'] === undefined ? ensureDevBridgeKey(dataDir) : null;
   const devSigning =
     env['AGENTPACK_CAPABILITY_KEYS'] === undefined ? ensureDevSigningKey(dataDir) : null;
+  const port = Number(env['PORT'] ?? 8787);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error('PORT must be a port number');
+  // The server listens first so that the issuer URL (run tokens' `iss`) can default to the
+  // address it is reached at; nothing is answered before the line below is printed, and a
+  // request that came earlier gets a 503.
+  let handler: Handler = async () => NOT_READY;
+  const { server, url } = await startServer((req) => handler(req), logger, {
+    port,
+    host: env['HOST'] ?? '127.0.0.1',
+  });
   const config = loadConfig(env, {
     store: 'sqlite',
+    issuerUrl: url,
     ...(devKey === null ? {} : { bridgeKeys: devKey.key }),
     ...(devSigning === null ? {} : { capabilityKeys: devSigning.jwks }),
   });
   const app = await createApp({ config, logger });
-  const port = Number(env['PORT'] ?? 8787);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error('PORT must be a port number');
-  const { server, url } = await startServer(app.handler, logger, {
-    port,
-    host: env['HOST'] ?? '127.0.0.1',
-  });
+  handler = app.handler;
   logger.info('server.started', { url, store: app.store.kind, data_dir: config.dataDir });
   // The app's clock: createApp was given none, so it is the system clock too.
   const pruner = startPruning({ store: app.store, clock: systemClock }, logger);
   const lines = [
     `agentpack-identity listening on ${url} (store: ${app.store.kind}, data: ${config.dataDir})`,
+    `run tokens are issued as ${config.issuerUrl} (OIDC discovery: ${config.issuerUrl}/.well-known/openid-configuration)`,
   ];
   if (devKey !== null) {
     lines.push(

@@ -38,6 +38,12 @@ export type AuditAction =
   | 'run.spawn'
   | 'run.complete'
   | 'run.revoke'
+  | 'run.token'
+  | 'auth.exchange'
+  | 'issuer.put'
+  | 'issuer.delete'
+  | 'role.put'
+  | 'role.delete'
   | 'digest.migrate';
 
 /**
@@ -46,7 +52,7 @@ export type AuditAction =
  */
 export interface AuditActor {
   /** `maintenance`: an operator's job run outside a request (e.g. `secrets rewrap`). */
-  kind: 'bridge' | 'device' | 'token' | 'run' | 'maintenance';
+  kind: 'bridge' | 'device' | 'token' | 'run' | 'maintenance' | 'federated';
   bridge_key_id?: string;
   agent_id?: string;
   key_id?: string;
@@ -56,6 +62,10 @@ export interface AuditActor {
   /** Set on every event caused by a run, so one query shows what a whole task tree did. */
   run_id?: string;
   root_run_id?: string;
+  /** A federated workload (`/auth/exchange`): the role, the issuer and the token's `sub`. */
+  role?: string;
+  issuer?: string;
+  subject?: string;
 }
 
 /** What it was done to. */
@@ -68,6 +78,8 @@ export interface AuditTarget {
   run_id?: string;
   secret?: string;
   version?: number;
+  issuer?: string;
+  role?: string;
 }
 
 export interface AuditEvent {

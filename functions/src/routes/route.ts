@@ -10,6 +10,8 @@ import { ApiError } from '../core/errors.js';
 import type { AgentPrincipal, CallerKind, Principal } from '../core/principal.js';
 import type { Keyring } from '../ports/keyring.js';
 import type { PublicJwk } from '@agentpack-identity/protocol';
+import type { IssuerKeys } from '../core/issuer-keys.js';
+import type { TokenSigner } from '../ports/token-signer.js';
 
 /** Everything a handler may use. */
 export interface AppDeps extends AuthDeps {
@@ -18,14 +20,25 @@ export interface AppDeps extends AuthDeps {
   audience: string;
   /** The public capability keys, as published at the well-known URL. */
   jwks: { keys: PublicJwk[] };
+  /** The online key that signs run tokens. */
+  signer: TokenSigner;
+  /** The `iss` of run tokens and the OIDC issuer. */
+  issuerUrl: string;
+  /** The keys of trusted issuers, for `/auth/exchange`. */
+  issuerKeys: IssuerKeys;
 }
 
 /**
  * Who may call a route: `public` (no credential needed, any presented one is ignored),
  * `enrollment-code` (no header credential: a one-time code in the body is checked by the
- * handler), or the list of caller kinds accepted. Anything not listed is denied.
+ * handler), `subject-token` (no header credential: a trusted issuer's token in the body is
+ * verified by the handler, `/auth/exchange`), or the list of caller kinds accepted. Anything not listed is denied.
  */
-export type RoutePolicy = 'public' | 'enrollment-code' | readonly [CallerKind, ...CallerKind[]];
+export type RoutePolicy =
+  'public' | 'enrollment-code' | 'subject-token' | readonly [CallerKind, ...CallerKind[]];
+
+/** The policies that take no header credential (any presented one is ignored). */
+export type BodyOrNoCredential = 'public' | 'enrollment-code' | 'subject-token';
 
 /**
  * Why a caller kind a policy leaves out is refused, when the route has more to say than the
@@ -34,8 +47,8 @@ export type RoutePolicy = 'public' | 'enrollment-code' | readonly [CallerKind, .
 export type CallerRefusals = Partial<Record<CallerKind, { reason: string; message: string }>>;
 
 /** True when the route's policy takes no header credential. */
-export function takesNoCredential(policy: RoutePolicy): policy is 'public' | 'enrollment-code' {
-  return policy === 'public' || policy === 'enrollment-code';
+export function takesNoCredential(policy: RoutePolicy): policy is BodyOrNoCredential {
+  return policy === 'public' || policy === 'enrollment-code' || policy === 'subject-token';
 }
 
 export interface RouteSpec<S extends z.ZodType> {

@@ -4,8 +4,11 @@ import {
   runsCompleteRequest,
   runsRevokeRequest,
   runsSpawnRequest,
+  runsTokenRequest,
 } from '@agentpack-identity/protocol';
-import { completeRun, revokeRun, runIdentity, spawnRun } from '../core/runs.js';
+import { completeRun, revokeRun, runIdentity } from '../core/runs.js';
+import { runToken } from '../core/run-tokens.js';
+import { spawnRun } from '../core/spawn.js';
 import { agentPrincipal, defineRoute, requirePrincipal } from './route.js';
 
 /**
@@ -21,6 +24,22 @@ export const runsSpawn = defineRoute({
   status: 201,
   input: runsSpawnRequest,
   handle: ({ deps, principal, input }) => spawnRun(deps, agentPrincipal(principal), input),
+});
+
+/**
+ * POST /runs/token: the run itself, a run token for another audience. Always within a run's
+ * rights: the token says who the run is, nothing more.
+ */
+export const runsToken = defineRoute({
+  method: 'POST',
+  path: '/runs/token',
+  rpc: 'runs/token',
+  policy: ['run'],
+  agentScoped: true,
+  scopeCheck: 'handler',
+  status: 201,
+  input: runsTokenRequest,
+  handle: ({ deps, principal, input }) => runToken(deps, agentPrincipal(principal), input.audience),
 });
 
 /** POST /runs/complete: the run itself, with its subtree. */

@@ -10,7 +10,17 @@ import { deviceEnroll, enrollmentsCreate } from './enrollment.js';
 import { delegate, delegateRevoke } from './delegate.js';
 import { healthz } from './health.js';
 import { agentsList, auditQuery, delegationsList, deviceList, runsList } from './lists.js';
-import { runsComplete, runsRevoke, runsSpawn, runWellKnown } from './runs.js';
+import {
+  authExchange,
+  issuersDelete,
+  issuersList,
+  issuersPut,
+  rolesDelete,
+  rolesGet,
+  rolesList,
+  rolesPut,
+} from './federation.js';
+import { runsComplete, runsRevoke, runsSpawn, runsToken, runWellKnown } from './runs.js';
 import {
   secretsDelete,
   secretsDestroy,
@@ -25,7 +35,7 @@ import {
 } from './secrets.js';
 import { settingsList, settingsSet } from './settings.js';
 import { tokensRegister } from './tokens.js';
-import { wellKnown } from './well-known.js';
+import { jwksJson, openidConfiguration, wellKnown } from './well-known.js';
 import type { Route } from './route.js';
 
 export const ROUTES: readonly Route[] = [
@@ -57,12 +67,23 @@ export const ROUTES: readonly Route[] = [
   runsSpawn,
   runsComplete,
   runsRevoke,
+  runsToken,
+  issuersPut,
+  issuersList,
+  issuersDelete,
+  rolesPut,
+  rolesGet,
+  rolesList,
+  rolesDelete,
+  authExchange,
   agentsList,
   deviceList,
   delegationsList,
   runsList,
   auditQuery,
   wellKnown,
+  jwksJson,
+  openidConfiguration,
   runWellKnown,
   healthz,
 ];

@@ -78,3 +78,12 @@ export const CREDENTIAL_HEADERS = {
   delegation: 'x-agentpack-delegation',
   run: 'x-agentpack-run',
 } as const;
+
+/** Role names (workload federation): the agent-id grammar. */
+export const ROLE_PATTERN = /^[a-z0-9][a-z0-9_-]{2,62}$/;
+
+/**
+ * A claim a role binds: a top-level claim name of letters, digits and `_ . : / -`, starting
+ * with a letter or digit (so never a Firestore-reserved `__name__`).
+ */
+export const CLAIM_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$/;

@@ -12,6 +12,7 @@ export * from './device-identity.js';
 export * from './credential-formats.js';
 export * from './files.js';
 export * from './grammar.js';
+export * from './run-token.js';
 export * from './run-view.js';
 export * from './scope.js';
 export * from './sealed-box.js';

@@ -5,6 +5,7 @@
  */
 export * from './agents.js';
 export * from './device.js';
+export * from './federation.js';
 export * from './fields.js';
 export * from './lists.js';
 export * from './operators.js';

@@ -9,12 +9,15 @@ import {
   taskField,
   ttlSecondsField,
 } from './fields.js';
+import { audienceField } from './federation.js';
 
 export const runsSpawnRequest = z.strictObject({
   task: taskField,
   scope: scopeField,
   ttl_seconds: ttlSecondsField,
   public_key: publicKeyField,
+  /** The `aud` of the run token in the answer; default: the service's audience. */
+  audience: audienceField.optional(),
 });
 
 export const runsCompleteRequest = z.strictObject({});

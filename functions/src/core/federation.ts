@@ -1,0 +1,344 @@
+/**
+ * Workload federation, managed by the bridge: the issuers whose tokens are trusted and the
+ * roles that map a token of such an issuer to a root run of one agent, with a scope and a
+ * life. `/auth/exchange` (core/exchange.ts) reads them.
+ *
+ * Safe defaults:
+ * - An issuer's keys are pinned inline or discovered over HTTPS only (plain http only for a
+ *   loopback host); the service's own issuer is never trusted (a run token must not become a
+ *   fresh identity that escapes its tree).
+ * - A role binds at least one claim: an issuer such as GitHub Actions signs tokens for every
+ *   repository there is, and the audience is the workload's to choose. `iss`, `aud` and the
+ *   time claims are checked on their own, never as bound claims.
+ * - A role's scope is a run scope; its ttl is within `runs.max_ttl_seconds` (and capped by it
+ *   again at each exchange).
+ */
+import { createHash } from 'node:crypto';
+import type { z } from 'zod';
+import {
+  LOOPBACK_HOST_PATTERN,
+  ROLE_PATTERN,
+  type issuersPutRequest,
+  type rolesPutRequest,
+} from '@agentpack-identity/protocol';
+import { rfc3339 } from '../ports/clock.js';
+import type { IssuerDoc, RoleDoc } from '../ports/store.js';
+import { actorOf } from './audit.js';
+import type { CoreDeps } from './deps.js';
+import { ApiError } from './errors.js';
+import { parseVerificationKeys } from './issuer-keys.js';
+import { decodeCursor, encodeCursor, pageLimit, readPage } from './paging.js';
+import type { Principal } from './principal.js';
+import { checkRunScope } from './spawn.js';
+import { readSetting } from './settings.js';
+
+/** An issuer as the API shows it. */
+export interface IssuerView {
+  issuer: string;
+  /** The pinned keys, or null when they are discovered. */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  discovery: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A role as the API shows it. */
+export type RoleView = Omit<RoleDoc, never>;
+
+/** Claims checked on their own by the exchange: never bound. */
+const RESERVED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat']);
+
+/** The store id of an issuer: the SHA-256 (hex) of its identifier. */
+export function issuerDocId(issuer: string): string {
+  return createHash('sha256').update(issuer, 'utf8').digest('hex');
+}
+
+function issuerView(doc: IssuerDoc): IssuerView {
+  return {
+    issuer: doc.issuer,
+    jwks: doc.jwks === null ? null : { keys: doc.jwks.keys.map((k) => ({ ...k })) },
+    discovery: doc.jwks === null,
+    created_at: doc.created_at,
+    updated_at: doc.updated_at,
+  };
+}
+
+function roleView(doc: RoleDoc): RoleView {
+  return {
+    role: doc.role,
+    issuer: doc.issuer,
+    audiences: [...doc.audiences],
+    bound_claims: Object.fromEntries(
+      Object.entries(doc.bound_claims).map(([k, v]) => [k, typeof v === 'string' ? v : [...v]]),
+    ),
+    agent_id: doc.agent_id,
+    scope: [...doc.scope],
+    ttl_seconds: doc.ttl_seconds,
+    created_at: doc.created_at,
+    updated_at: doc.updated_at,
+  };
+}
+
+/**
+ * An issuer whose keys are discovered must be a URL the service may fetch from: https, or
+ * plain http to a loopback host; no query, fragment or credentials.
+ */
+function checkDiscoverable(issuer: string): void {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw new ApiError(
+      'invalid_argument',
+      'issuer: an issuer without pinned jwks must be an https URL (its keys are discovered from it)',
+      { field: 'issuer' },
+    );
+  }
+  const loopback = LOOPBACK_HOST_PATTERN.test(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new ApiError(
+      'invalid_argument',
+      'issuer: keys are discovered over https only (plain http only for a loopback host); pin jwks otherwise',
+      { field: 'issuer' },
+    );
+  }
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new ApiError(
+      'invalid_argument',
+      'issuer: must not have a query, a fragment or credentials',
+      { field: 'issuer' },
+    );
+  }
+}
+
+/** `/issuers/put`: trusts an issuer, with pinned keys or by discovery; replaces an earlier put. */
+export async function putIssuer(
+  deps: CoreDeps & { issuerUrl: string },
+  principal: Principal,
+  input: z.output<typeof issuersPutRequest>,
+): Promise<IssuerView> {
+  if (input.issuer === deps.issuerUrl) {
+    throw new ApiError(
+      'invalid_argument',
+      "issuer: this service's own issuer cannot be trusted for exchange (a run token is never a credential for a new run)",
+      { field: 'issuer' },
+    );
+  }
+  if (input.jwks === undefined) checkDiscoverable(input.issuer);
+  // Refuses private keys, unusable keys and a set with none usable, naming the key.
+  else parseVerificationKeys(input.jwks, 'jwks');
+  const id = issuerDocId(input.issuer);
+  return deps.store.transact(async (tx) => {
+    const at = rfc3339(deps.clock.now());
+    const existing = await tx.get('issuers', id);
+    const doc: IssuerDoc = {
+      issuer: input.issuer,
+      jwks: input.jwks === undefined ? null : { keys: input.jwks.keys },
+      created_at: existing?.created_at ?? at,
+      updated_at: at,
+    };
+    tx.set('issuers', id, doc);
+    tx.audit({
+      category: 'auth',
+      action: 'issuer.put',
+      actor: actorOf(principal),
+      target: { issuer: input.issuer },
+      at,
+      details: {
+        keys: input.jwks === undefined ? 'discovered' : `${input.jwks.keys.length} pinned`,
+        replaced: existing !== null,
+      },
+    });
+    return issuerView(doc);
+  });
+}
+
+/** `/issuers/delete`: refused while a role still names the issuer. */
+export async function deleteIssuer(
+  deps: CoreDeps,
+  principal: Principal,
+  issuer: string,
+): Promise<{ issuer: string; deleted: true }> {
+  const id = issuerDocId(issuer);
+  return deps.store.transact(async (tx) => {
+    const existing = await tx.get('issuers', id);
+    if (existing === null) throw new ApiError('not_found', 'no such issuer');
+    const [role] = await tx.find('roles', 'issuer', issuer, 1);
+    if (role !== undefined) {
+      throw new ApiError(
+        'failed_precondition',
+        'a role still trusts this issuer: delete or change the role first',
+        { role: role.doc.role },
+      );
+    }
+    tx.delete('issuers', id);
+    tx.audit({
+      category: 'auth',
+      action: 'issuer.delete',
+      actor: actorOf(principal),
+      target: { issuer },
+      at: rfc3339(deps.clock.now()),
+    });
+    return { issuer, deleted: true as const };
+  });
+}
+
+/** `/roles/put`: creates or replaces a role. */
+export async function putRole(
+  deps: CoreDeps,
+  principal: Principal,
+  input: z.output<typeof rolesPutRequest>,
+): Promise<RoleView> {
+  for (const name of Object.keys(input.bound_claims)) {
+    if (RESERVED_CLAIMS.has(name)) {
+      throw new ApiError(
+        'invalid_argument',
+        `bound_claims: ${name} is checked by the exchange itself (issuer, audiences, time) and cannot be bound`,
+        { field: 'bound_claims' },
+      );
+    }
+  }
+  const scope = checkRunScope(input.scope, null);
+  return deps.store.transact(async (tx) => {
+    const maxTtl = await readSetting(tx, 'runs.max_ttl_seconds');
+    if (input.ttl_seconds > maxTtl) {
+      throw new ApiError('invalid_argument', 'ttl_seconds is above runs.max_ttl_seconds', {
+        field: 'ttl_seconds',
+        max_ttl_seconds: maxTtl,
+      });
+    }
+    if ((await tx.get('issuers', issuerDocId(input.issuer))) === null) {
+      throw new ApiError(
+        'failed_precondition',
+        'the issuer is not trusted: put it with /issuers/put first',
+        { field: 'issuer' },
+      );
+    }
+    const agent = await tx.get('agents', input.agent_id);
+    if (agent === null)
+      throw new ApiError('not_found', 'no such agent', { agent_id: input.agent_id });
+    if ((agent.retired_at ?? null) !== null) {
+      throw new ApiError('failed_precondition', 'the agent is retired', {
+        agent_id: input.agent_id,
+      });
+    }
+    const at = rfc3339(deps.clock.now());
+    const existing = await tx.get('roles', input.role);
+    const doc: RoleDoc = {
+      role: input.role,
+      issuer: input.issuer,
+      audiences: [...new Set(input.audiences)],
+      bound_claims: input.bound_claims,
+      agent_id: input.agent_id,
+      scope,
+      ttl_seconds: input.ttl_seconds,
+      created_at: existing?.created_at ?? at,
+      updated_at: at,
+    };
+    tx.set('roles', input.role, doc);
+    tx.audit({
+      category: 'auth',
+      action: 'role.put',
+      actor: actorOf(principal),
+      target: { role: input.role, agent_id: input.agent_id, issuer: input.issuer },
+      at,
+      details: {
+        scope: scope.join(' '),
+        ttl_seconds: input.ttl_seconds,
+        bound_claims: Object.keys(input.bound_claims).sort().join(' '),
+        replaced: existing !== null,
+      },
+    });
+    return roleView(doc);
+  });
+}
+
+/** `/roles/get`. */
+export async function getRole(deps: CoreDeps, role: string): Promise<RoleView> {
+  const doc = await deps.store.get('roles', role);
+  if (doc === null) throw new ApiError('not_found', 'no such role', { role });
+  return roleView(doc);
+}
+
+/** `/roles/delete`: runs already made under the role keep their (short) lives. */
+export async function deleteRole(
+  deps: CoreDeps,
+  principal: Principal,
+  role: string,
+): Promise<{ role: string; deleted: true }> {
+  return deps.store.transact(async (tx) => {
+    const existing = await tx.get('roles', role);
+    if (existing === null) throw new ApiError('not_found', 'no such role', { role });
+    tx.delete('roles', role);
+    tx.audit({
+      category: 'auth',
+      action: 'role.delete',
+      actor: actorOf(principal),
+      target: { role, agent_id: existing.agent_id, issuer: existing.issuer },
+      at: rfc3339(deps.clock.now()),
+    });
+    return { role, deleted: true as const };
+  });
+}
+
+/** A page of a list ordered by one unique field of its documents. */
+async function listBy<T>(
+  rpc: string,
+  args: { cursor?: string | undefined; limit?: number | undefined },
+  read: (after: string | undefined, limit: number) => Promise<{ key: string; item: T }[]>,
+  validKey: (key: string) => boolean,
+): Promise<{ items: T[]; next_cursor: string | null }> {
+  const after = decodeCursor(rpc, {}, args.cursor, validKey);
+  const page = await readPage({
+    sources: [read],
+    after,
+    limit: pageLimit(args.limit),
+    keep: (item: T) => item,
+  });
+  return {
+    items: page.items,
+    next_cursor: page.next === null ? null : encodeCursor(rpc, {}, page.next),
+  };
+}
+
+/** `/issuers/list`: by issuer identifier. */
+export async function listIssuers(
+  deps: CoreDeps,
+  args: { cursor?: string | undefined; limit?: number | undefined },
+): Promise<{ issuers: IssuerView[]; next_cursor: string | null }> {
+  const { items, next_cursor } = await listBy(
+    'issuers/list',
+    args,
+    async (after, limit) =>
+      (
+        await deps.store.query('issuers', {
+          orderBy: 'issuer',
+          ...(after === undefined ? {} : { after }),
+          limit,
+        })
+      ).map((f) => ({ key: f.doc.issuer, item: issuerView(f.doc) })),
+    (key) => /^[\x21-\x7e]{1,256}$/.test(key),
+  );
+  return { issuers: items, next_cursor };
+}
+
+/** `/roles/list`: by role name. */
+export async function listRoles(
+  deps: CoreDeps,
+  args: { cursor?: string | undefined; limit?: number | undefined },
+): Promise<{ roles: RoleView[]; next_cursor: string | null }> {
+  const { items, next_cursor } = await listBy(
+    'roles/list',
+    args,
+    async (after, limit) =>
+      (
+        await deps.store.query('roles', {
+          orderBy: 'role',
+          ...(after === undefined ? {} : { after }),
+          limit,
+        })
+      ).map((f) => ({ key: f.doc.role, item: roleView(f.doc) })),
+    (key) => ROLE_PATTERN.test(key),
+  );
+  return { roles: items, next_cursor };
+}
