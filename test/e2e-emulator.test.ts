@@ -97,7 +97,13 @@ describe('the identity function under the Functions emulator', () => {
     expect(wellKnown.status).toBe(200);
     const doc = (await wellKnown.json()) as any;
     expect(doc.issuer).toBe('agentpack-identity');
-    expect(doc.jwks.keys.map((k: any) => k.kid)).toEqual([TEST_KID]);
+    // The pinned capability key, then the run-token key of AGENTPACK_SIGNING_KEY.
+    expect(doc.jwks.keys.map((k: any) => k.alg)).toEqual(['EdDSA', 'ES256']);
+    expect(doc.jwks.keys[0].kid).toBe(TEST_KID);
+    const discovery = (await (
+      await fetch(`${base}/.well-known/openid-configuration`)
+    ).json()) as any;
+    expect(discovery.issuer).toBe('https://identity.example.test');
     // The bridge key reached defineSecret: it authenticates, and nothing else does.
     expectError(await post('/agents/get', { agent_id: 'nobody-here' }, bridge), 404, 'not_found');
     const wrong = await post(
