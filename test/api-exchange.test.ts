@@ -21,20 +21,24 @@ import { newRunKey, runClient, type Run } from './helpers/runs.js';
 import { startTestService, type TestService } from './helpers/service.js';
 
 let issuer: OidcIssuer;
+/** A second issuer the service also trusts the certificate of, to misbehave on demand. */
+let flaky: OidcIssuer;
 let svc: TestService;
 let clock: ManualClock;
 const tokensSeen: string[] = [];
 
 beforeAll(async () => {
   issuer = await startOidcIssuer();
+  flaky = await startOidcIssuer({ algs: ['ES256'] });
 });
 afterAll(async () => {
   await issuer.close();
+  await flaky.close();
 });
 
 beforeEach(async () => {
   clock = manualClock(Date.now());
-  svc = await startTestService({ issuerCa: issuer.ca, clock });
+  svc = await startTestService({ issuerCa: issuer.ca + flaky.ca, clock });
   await svc.post('/agents/create', { display_name: 'ci', agent_id: 'agent-ci' }, svc.bridge);
   const dk = (await svc.post('/device/issue', { agent_id: 'agent-ci' }, svc.bridge)).body
     .device_key;
@@ -469,5 +473,36 @@ describe('/auth/exchange', () => {
     });
     expect(unreachable.res.status).toBe(503);
     expect(unreachable.res.body.error.code).toBe('unavailable');
+  });
+
+  it('answers 503 for an issuer serving garbage, and a later good answer works (nothing poisoned)', async () => {
+    try {
+      await svc.post('/issuers/put', { issuer: flaky.issuer }, svc.bridge);
+      await putRole({ role: 'flaky-role', issuer: flaky.issuer });
+      const subject = await flaky.mint(
+        githubActionsClaims({ repository: 'acme/app', audience: GITHUB_AUD }),
+        { alg: 'ES256' },
+      );
+      tokensSeen.push(subject);
+      for (const how of ['garbage', 'huge', 'redirect', 'error'] as const) {
+        flaky.behave(flaky.jwksPath, how);
+        clock.advance(61_000);
+        const { res } = await exchange(subject, { role: 'flaky-role' });
+        expect(res.status, how).toBe(503);
+        expect(res.body.error).toEqual({
+          code: 'unavailable',
+          message: expect.any(String),
+        });
+      }
+      flaky.behave(flaky.jwksPath, 'ok');
+      clock.advance(61_000);
+      const good = await exchange(subject, { role: 'flaky-role' });
+      expect(good.res.status, good.res.text).toBe(201);
+      // Cached now: garbage at the issuer changes nothing for a known key.
+      flaky.behave(flaky.jwksPath, 'garbage');
+      expect((await exchange(subject, { role: 'flaky-role' })).res.status).toBe(201);
+    } finally {
+      flaky.behave(flaky.jwksPath, 'ok');
+    }
   });
 });
