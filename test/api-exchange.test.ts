@@ -183,6 +183,27 @@ describe('trusted issuers and roles (bridge)', () => {
       ['/roles/put', githubRole({ scope: ['agents/create'] }), 400, /cannot be granted/],
       ['/roles/put', githubRole({ audiences: [] }), 400, /audiences/],
       ['/roles/put', githubRole({ role: 'Bad Role' }), 400, /role/],
+      ['/roles/put', githubRole({ bound_claims: { sub: '*' } }), 400, /must not start with \*/],
+      ['/roles/put', githubRole({ bound_claims: { sub: ['repo:acme/x', '*x'] } }), 400, /\*/],
+      [
+        '/roles/put',
+        githubRole({ bound_claims: JSON.parse('{"__proto__":"x","sub":"y"}') }),
+        400,
+        /bound_claims/,
+      ],
+      ['/issuers/put', { issuer: 'https://169.254.169.254' }, 400, /link-local/],
+      ['/issuers/put', { issuer: 'https://metadata.google.internal' }, 400, /metadata/],
+      [
+        '/issuers/put',
+        {
+          issuer: 'https://k8s',
+          jwks: {
+            keys: [{ kty: 'RSA', n: Buffer.alloc(256, 0xc1).toString('base64url'), e: 'AQ' }],
+          },
+        },
+        400,
+        /65537/,
+      ],
     ];
     for (const [path, body, status, message] of cases) {
       const res = await svc.post(path, body, svc.bridge);
@@ -191,6 +212,58 @@ describe('trusted issuers and roles (bridge)', () => {
     }
     expect((await svc.post('/roles/list', {}, svc.bridge)).body.roles).toEqual([]);
     expect((await svc.post('/issuers/list', {}, svc.bridge)).body.issuers).toHaveLength(1);
+  });
+
+  it('on a multi-tenant issuer (GitHub Actions, Google), a role must fix the tenant', async () => {
+    const github = 'https://token.actions.githubusercontent.com';
+    const google = 'https://accounts.google.com';
+    for (const iss of [github, google]) {
+      expect((await svc.post('/issuers/put', { issuer: iss }, svc.bridge)).status).toBe(200);
+    }
+    const put = (issuerUrl: string, bound: Record<string, unknown>) =>
+      svc.post('/roles/put', githubRole({ issuer: issuerUrl, bound_claims: bound }), svc.bridge);
+    for (const bound of [
+      { sub: 'repo:*' },
+      { environment: 'prod' },
+      { repository: 'acme*' },
+      { sub: ['repo:acme/app:*', 'repo:*'] },
+      { repository_owner: 'ac*' },
+    ]) {
+      const res = await put(github, bound);
+      expect(res.status, JSON.stringify(bound)).toBe(400);
+      expect(res.body.error.message).toMatch(/every repository/);
+    }
+    for (const bound of [
+      { sub: 'repo:acme/*' },
+      { repository_owner: 'acme', environment: 'prod' },
+      { repository: 'acme/*', ref: 'refs/heads/main' },
+      { job_workflow_ref: 'acme/workflows/.github/workflows/deploy.yml@*' },
+    ]) {
+      expect((await put(github, bound)).status, JSON.stringify(bound)).toBe(200);
+    }
+    expect((await put(google, { email: 'deployer@*' })).status).toBe(400);
+    expect((await put(google, { email_verified: 'true' })).status).toBe(400);
+    expect((await put(google, { email: 'deployer@acme.iam.gserviceaccount.com' })).status).toBe(
+      200,
+    );
+  });
+
+  it('stores and answers only the public members of pinned keys', async () => {
+    const pinned = generateKeyPairSync('ed25519').publicKey;
+    const jwk = { ...(await exportJWK(pinned)), kid: 'k1' };
+    const res = await svc.post(
+      '/issuers/put',
+      {
+        issuer: 'https://k8s.example',
+        jwks: { keys: [{ ...jwk, x5c: [['a']], '': 1, __x__: { deep: [1] } }] },
+      },
+      svc.bridge,
+    );
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.jwks).toEqual({ keys: [jwk] });
+    expect((await svc.post('/issuers/list', {}, svc.bridge)).body.issuers[1].jwks).toEqual({
+      keys: [jwk],
+    });
   });
 });
 
@@ -215,7 +288,7 @@ describe('/auth/exchange', () => {
       const jwks = createRemoteJWKSet(new URL(`${svc.url}/.well-known/jwks.json`));
       const { payload } = await jwtVerify(res.body.token, jwks, {
         issuer: svc.url,
-        audience: 'agentpack',
+        audience: svc.url,
         typ: 'agentpack-run+jwt',
       });
       expect(payload).toMatchObject({ sub: 'agent-ci', run_id: res.body.run_id });
@@ -410,6 +483,24 @@ describe('/auth/exchange', () => {
         ['two parts', `${h}.${p}`, {}, 'malformed'],
         ['padding', `${h}.${p}=.AAAA`, {}, 'malformed'],
         ['not JSON', `${h}.bm90IGpzb24.AAAA`, {}, 'malformed'],
+        [
+          'sub with an escape',
+          await mintGithub('ES256', { sub: 'repo:acme/app:ref:refs/heads/main\u001b[31m' }),
+          {},
+          'malformed',
+        ],
+        [
+          'sub with a bidi override',
+          await mintGithub('ES256', { sub: 'repo:acme/app:ref:refs/heads/main\u202e' }),
+          {},
+          'malformed',
+        ],
+        [
+          'sub with a lone surrogate',
+          await mintGithub('ES256', { sub: 'repo:acme/app:ref:refs/heads/main\ud800' }),
+          {},
+          'malformed',
+        ],
       ];
       for (const [what, token, extra, reason] of cases) {
         const { res } = await exchange(token, extra);
@@ -435,6 +526,35 @@ describe('/auth/exchange', () => {
     expect(retired.res.status).toBe(401);
     expect(retired.res.body.error.details.reason).toBe('agent_disabled');
     expect(await runCount()).toBe(0);
+  });
+
+  it('ends the runs of a role when the role is deleted or changed (the whole tree)', async () => {
+    await putRole();
+    const rc = runClient(svc, clock);
+    const make = async () => {
+      const { res, key } = await exchange(await mintGithub());
+      expect(res.status, res.text).toBe(201);
+      const root: Run = { run_id: res.body.run_id, seed: key.seed, body: res.body };
+      const child = await rc.spawn(root, { scope: ['secrets/get:deploy_key'] });
+      return [root, child];
+    };
+    const readAll = async (runs: Run[]) =>
+      Promise.all(
+        runs.map(async (r) => (await rc.asRun(r, '/secrets/get', { name: 'deploy_key' })).status),
+      );
+    const first = await make();
+    expect(await readAll(first)).toEqual([200, 200]);
+    clock.advance(1);
+    await putRole({ scope: ['secrets/get:deploy_key'] });
+    expect(await readAll(first)).toEqual([401, 401]);
+    expect((await rc.identity(first[1]!.run_id)).body.status).toBe('revoked');
+    const second = await make().catch(() => null);
+    expect(second).toBeNull(); // the new scope has no runs/spawn: the child spawn is refused
+    await putRole();
+    const third = await make();
+    expect(await readAll(third)).toEqual([200, 200]);
+    await svc.post('/roles/delete', { role: 'ci-deploy' }, svc.bridge);
+    expect(await readAll(third)).toEqual([401, 401]);
   });
 
   it('never exchanges a token of this service (a run token cannot become a new run)', async () => {

@@ -33,7 +33,7 @@ async function setUp(options: Parameters<typeof startTestService>[0] = {}): Prom
 }
 
 /** Verifies a run token as a downstream service does: JWKS from the well-known URL. */
-function verifyRunToken(token: string, audience = 'agentpack') {
+function verifyRunToken(token: string, audience = svc.url) {
   const jwks = createRemoteJWKSet(new URL(`${svc.url}/.well-known/jwks.json`));
   return jwtVerify(token, jwks, {
     issuer: svc.url,
@@ -56,7 +56,9 @@ describe('run tokens (local signing key)', () => {
       expect(payload).toMatchObject({
         iss: svc.url,
         sub: 'agent-a',
-        aud: 'agentpack',
+        // By default a run token is for this service (its issuer URL), never the capability
+        // tokens' audience.
+        aud: svc.url,
         run_id: run.run_id,
         root_run_id: root.run_id,
         lineage: run.body.lineage,
@@ -65,6 +67,10 @@ describe('run tokens (local signing key)', () => {
       expect(payload.exp).toBe(Math.floor(Date.parse(run.body.expires_at) / 1000));
       expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);
       expect(payload.jti).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      const spawnEvent = (await svc.store.auditEvents(50)).find(
+        (e) => e.action === 'run.spawn' && e.target.run_id === run.run_id,
+      );
+      expect(spawnEvent?.details?.['token_jti']).toBe(payload.jti);
     }
     expect(child.body.lineage).toEqual([root.run_id, child.run_id]);
   });

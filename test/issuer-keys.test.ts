@@ -223,7 +223,7 @@ describe('fetchJson', () => {
     const issuer = await issuerFor({ http: true });
     const port = new URL(issuer.origin).port;
     for (const url of [
-      `http://127.0.0.2:${port}/keys`,
+      `http://192.168.77.1:${port}/keys`,
       'http://issuer.invalid/keys',
       `http://10.0.0.1:${port}/keys`,
     ]) {

@@ -117,8 +117,12 @@ const octets = (bytes: Buffer) => der(0x04, bytes);
 const bits = (bytes: Buffer, unused = 0) => der(0x03, Buffer.from([unused]), bytes);
 const bool = (value: boolean) => der(0x01, Buffer.from([value ? 0xff : 0]));
 const explicit = (n: number, inner: Buffer) => der(0xa0 | n, inner);
+/** A DER INTEGER of unsigned big-endian `bytes`: minimal (no leading zero byte), then a 0 if the top bit is set. */
 function integer(bytes: Buffer): Buffer {
-  return der(0x02, bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const minimal = bytes.subarray(start);
+  return der(0x02, minimal[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), minimal]) : minimal);
 }
 function oid(text: string): Buffer {
   const [a, b, ...rest] = text.split('.').map(Number);

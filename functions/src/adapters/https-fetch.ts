@@ -52,13 +52,9 @@ export const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 /** The default body cap, when the caller gives none. */
 export const DEFAULT_FETCH_MAX_BYTES = 256 * 1024;
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+import { isFetchableUrl } from '../core/fetchable-url.js';
 
-/** True when `url` may be fetched: https, or http to a loopback host (tests). */
-export function isFetchableUrl(url: URL): boolean {
-  if (url.protocol === 'https:') return true;
-  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
-}
+export { isFetchableUrl };
 
 /** Node's certificate verification error codes (`err.code`), all reported as `tls`. */
 const TLS_CODES =

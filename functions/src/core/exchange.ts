@@ -27,8 +27,6 @@ import {
 
 export interface ExchangeDeps extends CoreDeps, RunTokenDeps {
   issuerKeys: IssuerKeys;
-  /** The default `aud` of the run token. */
-  audience: string;
 }
 
 function refusal(refused: Pick<Refused, 'reason' | 'message' | 'claim'>): ApiError {
@@ -99,6 +97,7 @@ export async function exchange(
       issuer: role.issuer,
       subject: token.claims['sub'] as string,
       scope: role.scope,
+      role_version: role.updated_at,
       exp_ms: expMs,
     },
     {

@@ -16,7 +16,6 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import {
-  LOOPBACK_HOST_PATTERN,
   ROLE_PATTERN,
   type issuersPutRequest,
   type rolesPutRequest,
@@ -26,6 +25,7 @@ import type { IssuerDoc, RoleDoc } from '../ports/store.js';
 import { actorOf } from './audit.js';
 import type { CoreDeps } from './deps.js';
 import { ApiError } from './errors.js';
+import { fetchableUrl } from './fetchable-url.js';
 import { parseVerificationKeys } from './issuer-keys.js';
 import { decodeCursor, encodeCursor, pageLimit, readPage } from './paging.js';
 import type { Principal } from './principal.js';
@@ -80,34 +80,90 @@ function roleView(doc: RoleDoc): RoleView {
 }
 
 /**
- * An issuer whose keys are discovered must be a URL the service may fetch from: https, or
- * plain http to a loopback host; no query, fragment or credentials.
+ * An issuer whose keys are discovered must be a URL the service may fetch from (one rule,
+ * core/fetchable-url.ts: https, or plain http to a loopback host; never link-local or a
+ * metadata server), with no query or fragment.
  */
 function checkDiscoverable(issuer: string): void {
-  let url: URL;
-  try {
-    url = new URL(issuer);
-  } catch {
+  const url = fetchableUrl(issuer);
+  if (url === null) {
     throw new ApiError(
       'invalid_argument',
-      'issuer: an issuer without pinned jwks must be an https URL (its keys are discovered from it)',
+      'issuer: keys are discovered over https only (plain http only for a loopback host, never a link-local or metadata address); pin jwks otherwise',
       { field: 'issuer' },
     );
   }
-  const loopback = LOOPBACK_HOST_PATTERN.test(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw new ApiError(
-      'invalid_argument',
-      'issuer: keys are discovered over https only (plain http only for a loopback host); pin jwks otherwise',
-      { field: 'issuer' },
-    );
+  if (url.search !== '' || url.hash !== '') {
+    throw new ApiError('invalid_argument', 'issuer: must not have a query or a fragment', {
+      field: 'issuer',
+    });
   }
-  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-    throw new ApiError(
-      'invalid_argument',
-      'issuer: must not have a query, a fragment or credentials',
-      { field: 'issuer' },
-    );
+}
+
+/** The members of a public JWK kept when it is pinned: nothing else is stored or answered. */
+const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
+
+/** A pinned JWK reduced to its public members (strings), and `key_ops` (a list of strings). */
+function publicMembers(jwk: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of PUBLIC_MEMBERS) {
+    if (typeof jwk[name] === 'string') out[name] = jwk[name];
+  }
+  const ops = jwk['key_ops'];
+  if (Array.isArray(ops) && ops.every((op) => typeof op === 'string')) out['key_ops'] = [...ops];
+  return out;
+}
+
+/**
+ * Issuers that sign tokens for everyone (every GitHub repository, every Google account), and
+ * the claims of which a role must fix the tenant: a bound value whose fixed part (before any
+ * `*`) passes the check.
+ */
+const MULTI_TENANT: readonly {
+  issuer: RegExp;
+  what: string;
+  claims: Readonly<Record<string, (prefix: string, value: string) => boolean>>;
+}[] = [
+  {
+    issuer: /^https:\/\/token\.actions\.githubusercontent\.com(\/[^/]+)?$/,
+    what: 'GitHub Actions signs tokens for every repository: bind repository_owner, repository_owner_id, repository_id, or a repository, sub or job_workflow_ref with a fixed owner (e.g. sub: "repo:ORG/*")',
+    claims: {
+      repository_owner: (prefix, value) => prefix === value,
+      repository_owner_id: (prefix, value) => prefix === value,
+      repository_id: (prefix, value) => prefix === value,
+      repository: (prefix) => /^[^/]+\//.test(prefix),
+      job_workflow_ref: (prefix) => /^[^/]+\//.test(prefix),
+      sub: (prefix) => /^repo:[^/:]+\//.test(prefix),
+    },
+  },
+  {
+    issuer: /^https:\/\/accounts\.google\.com$/,
+    what: 'Google signs identity tokens for every account: bind sub, email or azp exactly (no *)',
+    claims: {
+      sub: (prefix, value) => prefix === value,
+      email: (prefix, value) => prefix === value,
+      azp: (prefix, value) => prefix === value,
+    },
+  },
+];
+
+/** Refuses a role on a multi-tenant issuer that does not pin the tenant. */
+function checkTenantBound(
+  issuer: string,
+  bound: Readonly<Record<string, string | readonly string[]>>,
+): void {
+  const rule = MULTI_TENANT.find((r) => r.issuer.test(issuer));
+  if (rule === undefined) return;
+  const pinned = Object.entries(bound).some(([name, values]) => {
+    const check = Object.hasOwn(rule.claims, name) ? rule.claims[name] : undefined;
+    if (check === undefined) return false;
+    const list = typeof values === 'string' ? [values] : values;
+    return list.every((v) => check(v.split('*')[0]!, v));
+  });
+  if (!pinned) {
+    throw new ApiError('invalid_argument', `bound_claims: ${rule.what}`, {
+      field: 'bound_claims',
+    });
   }
 }
 
@@ -125,15 +181,16 @@ export async function putIssuer(
     );
   }
   if (input.jwks === undefined) checkDiscoverable(input.issuer);
-  // Refuses private keys, unusable keys and a set with none usable, naming the key.
+  // Refuses private keys and a set with none usable, naming the key.
   else parseVerificationKeys(input.jwks, 'jwks');
+  const jwks = input.jwks === undefined ? null : { keys: input.jwks.keys.map(publicMembers) };
   const id = issuerDocId(input.issuer);
   return deps.store.transact(async (tx) => {
     const at = rfc3339(deps.clock.now());
     const existing = await tx.get('issuers', id);
     const doc: IssuerDoc = {
       issuer: input.issuer,
-      jwks: input.jwks === undefined ? null : { keys: input.jwks.keys },
+      jwks,
       created_at: existing?.created_at ?? at,
       updated_at: at,
     };
@@ -145,7 +202,7 @@ export async function putIssuer(
       target: { issuer: input.issuer },
       at,
       details: {
-        keys: input.jwks === undefined ? 'discovered' : `${input.jwks.keys.length} pinned`,
+        keys: jwks === null ? 'discovered' : `${jwks.keys.length} pinned`,
         replaced: existing !== null,
       },
     });
@@ -198,6 +255,7 @@ export async function putRole(
       );
     }
   }
+  checkTenantBound(input.issuer, input.bound_claims);
   const scope = checkRunScope(input.scope, null);
   return deps.store.transact(async (tx) => {
     const maxTtl = await readSetting(tx, 'runs.max_ttl_seconds');

@@ -16,6 +16,7 @@ import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { decodeBase64Url, isJsonObject, signingKeyProblem } from '@agentpack-identity/protocol';
 import type { Clock } from '../ports/clock.js';
 import { ApiError } from './errors.js';
+import { fetchableUrl } from './fetchable-url.js';
 
 /** Options of one bounded JSON GET. */
 export interface FetchJsonOptions {
@@ -119,6 +120,8 @@ function parseKey(jwk: Record<string, unknown>): KeyOutcome {
     if (typeof n !== 'string' || typeof e !== 'string' || modulus === null || exponent === null) {
       return { ok: false, why: 'has no "n" and "e" in canonical base64url' };
     }
+    // Only the exponent every issuer uses: a small one (e = 1, 3) makes forgeries easy.
+    if (e !== 'AQAB') return { ok: false, why: 'has an RSA exponent other than 65537 ("AQAB")' };
     const key = importKey({ kty: 'RSA', n, e });
     const bits = key?.asymmetricKeyDetails?.modulusLength;
     if (key === null || bits === undefined) return { ok: false, why: 'is not an RSA public key' };
@@ -264,14 +267,6 @@ export function discoveryUrl(issuer: string): string {
   return `${issuer.endsWith('/') ? issuer.slice(0, -1) : issuer}/.well-known/openid-configuration`;
 }
 
-/** True for an https URL, or an http one to a loopback host (tests). */
-function isKeysUrl(value: unknown): value is string {
-  const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
-  if (url === null || url.username !== '' || url.password !== '') return false;
-  const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
-  return url.protocol === 'https:' || (url.protocol === 'http:' && loopback);
-}
-
 type Selection = { found: KeyObject } | { found: null; refetch: boolean };
 
 /**
@@ -343,8 +338,8 @@ export function createIssuerKeys(options: IssuerKeysOptions): IssuerKeys {
     );
     if (discovery.body['issuer'] !== issuer) throw new Error('discovery names another issuer');
     const jwksUri = discovery.body['jwks_uri'];
-    if (!isKeysUrl(jwksUri)) throw new Error('discovery has no https jwks_uri');
-    const jwks = await options.fetchJson(jwksUri, fetchOptions(JWKS_MAX_BYTES));
+    if (fetchableUrl(jwksUri) === null) throw new Error('discovery has no https jwks_uri');
+    const jwks = await options.fetchJson(jwksUri as string, fetchOptions(JWKS_MAX_BYTES));
     const keys = parseVerificationKeys(jwks.body, issuer, { privateKeys: 'skip' });
     return { keys, ttlMs: keysTtlMs(jwks.maxAgeSeconds) };
   }

@@ -45,6 +45,7 @@ export async function mintRunToken(
   run: Pick<RunView, 'run_id' | 'agent_id' | 'root_run_id' | 'lineage' | 'scope' | 'expires_at'>,
   audience: string,
   nowMs: number,
+  jti: string = randomBytes(16).toString('base64url'),
 ): Promise<MintedRunToken> {
   const iat = Math.floor(nowMs / 1000);
   const exp = Math.floor(Date.parse(run.expires_at) / 1000);
@@ -59,7 +60,7 @@ export async function mintRunToken(
     scope: [...run.scope],
     iat,
     exp,
-    jti: randomBytes(16).toString('base64url'),
+    jti,
   };
   const kid = await deps.signer.signingKid();
   const input = `${encodeJsonSegment({ alg: RUN_TOKEN_ALG, typ: RUN_TOKEN_TYP, kid })}.${encodeJsonSegment(claims)}`;

@@ -55,7 +55,8 @@ export function runView(doc: RunDoc): RunView {
 
 /**
  * The status of a run, its ancestors, its tree's spawning key and its agent included: revoked if
- * it or any ancestor was revoked, the device key that spawned the tree is revoked or gone, or
+ * it or any ancestor was revoked, the device key that spawned the tree is revoked or gone, the
+ * role whose exchange made the tree was deleted or changed since, or
  * its agent is disabled, retired or gone (disabling ends an agent's runs for good; this answers
  * so before the walk has reached them); completed if it or an ancestor completed; expired when
  * its time is up.
@@ -76,6 +77,11 @@ export async function runStatus(
   if (ended !== 'revoked' && keyId !== null) {
     const [key] = await reader.find('device_keys', 'key_id', keyId, 1);
     if (key === undefined || key.doc.revoked_at !== null) ended = 'revoked';
+  }
+  const role = doc.spawned_by_role ?? null;
+  if (ended !== 'revoked' && role !== null) {
+    const current = await reader.get('roles', role.role);
+    if (current === null || current.updated_at !== role.updated_at) ended = 'revoked';
   }
   if (ended !== 'revoked') {
     const agent = await reader.get('agents', doc.agent_id);

@@ -5,6 +5,7 @@
  * `runs.max_ttl_seconds` and what made it (one clamp), the depth, the live-run cap, a fresh
  * key; then the run token, signed outside the transaction.
  */
+import { randomBytes } from 'node:crypto';
 import {
   decodeRawKey,
   parseScopeEntry,
@@ -43,6 +44,8 @@ export interface FederatedSpawner {
   /** The subject token's `sub`. */
   subject: string;
   scope: readonly string[];
+  /** The role's `updated_at`: a later change of the role ends the runs made before it. */
+  role_version: string;
   /** The subject token's `exp`, in milliseconds since the epoch. */
   exp_ms: number;
   delegation?: undefined;
@@ -97,7 +100,7 @@ export interface SpawnInput {
   scope: string[];
   ttl_seconds: number;
   public_key: string;
-  /** The `aud` of the run token; default: the service's audience. */
+  /** The `aud` of the run token; default: the service's issuer URL. */
   audience?: string | undefined;
 }
 
@@ -111,7 +114,7 @@ export type SpawnedRun = RunView & { token: string };
  * behind that its caller never learnt of.
  */
 export async function spawnRun(
-  deps: CoreDeps & RunTokenDeps & { audience: string },
+  deps: CoreDeps & RunTokenDeps,
   spawner: Spawner,
   input: SpawnInput,
 ): Promise<SpawnedRun> {
@@ -125,6 +128,8 @@ export async function spawnRun(
     spawner.kind === 'federated' ? spawner.scope : credentialScope(spawner),
   );
   const actor = spawnerActor(spawner);
+  // The run token's id, chosen first so the spawn's audit event names it.
+  const jti = randomBytes(16).toString('base64url');
   const doc = await deps.store.transact(async (tx) => {
     const maxTtl = await readSetting(tx, 'runs.max_ttl_seconds');
     const maxDepth = await readSetting(tx, 'runs.max_depth');
@@ -190,6 +195,12 @@ export async function spawnRun(
             ? spawner.key_id
             : null
           : (parent.spawned_by_key_id ?? null),
+      spawned_by_role:
+        parent === null
+          ? spawner.kind === 'federated'
+            ? { role: spawner.role, updated_at: spawner.role_version }
+            : null
+          : (parent.spawned_by_role ?? null),
     };
     tx.set('runs', runId, created);
     tx.audit({
@@ -204,16 +215,20 @@ export async function spawnRun(
         scope: scope.join(' '),
         parent_run_id: created.parent_run_id,
         expires_at: created.expires_at,
+        token_jti: jti,
       },
     });
     return created;
   });
   try {
+    // Default audience: this service (its issuer URL), never the capability tokens' audience,
+    // so a verifier that checks only `iss` and `aud` cannot take one for the other.
     const { token } = await mintRunToken(
       deps,
       doc,
-      input.audience ?? deps.audience,
+      input.audience ?? deps.issuerUrl,
       deps.clock.now(),
+      jti,
     );
     return { ...runView(doc), token };
   } catch (error) {

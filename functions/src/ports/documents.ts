@@ -181,6 +181,11 @@ export interface RunDoc {
    * null when a token spawned it. Revoking that key ends the whole tree.
    */
   spawned_by_key_id?: string | null;
+  /**
+   * The role (and its version, its `updated_at`) whose exchange made the tree's root, copied to
+   * every run of the tree; null otherwise. Deleting or changing the role ends the whole tree.
+   */
+  spawned_by_role?: { role: string; updated_at: string } | null;
   /** `agent_id` while the run has not ended, null once it has: the index of live runs. */
   live_agent_id?: string | null;
   /** The list order: `created_at` + `|` + `run_id`. */

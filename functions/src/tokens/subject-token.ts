@@ -14,6 +14,7 @@ import {
   isJsonObject,
   RUN_TOKEN_TYP,
   TOKEN_TYP,
+  VISIBLE_TEXT,
 } from '@agentpack-identity/protocol';
 
 /** The algorithms a subject token may be signed with. `none`, HMAC and the rest are refused. */
@@ -112,6 +113,12 @@ export function parseSubjectToken(token: string): ParsedSubjectToken | Refused {
   const sub = claims['sub'];
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT_LENGTH) {
     return malformed(`has no sub of 1 to ${MAX_SUBJECT_LENGTH} characters`);
+  }
+  // The sub goes into the audit and the store: well-formed Unicode, and nothing that changes
+  // how the text around it reads (control, format and separator characters), as every text
+  // field of the API.
+  if (/\p{Cs}/u.test(sub) || !VISIBLE_TEXT.test(sub)) {
+    return malformed('has a sub with control or format characters, or broken Unicode');
   }
   if (typeof claims['iss'] !== 'string') return malformed('has no iss');
   if (typeof claims['exp'] !== 'number' || !Number.isFinite(claims['exp'])) {

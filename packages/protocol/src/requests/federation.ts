@@ -32,21 +32,47 @@ export const inlineJwksField = z.strictObject({
   keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20),
 });
 
-const boundValue = z.string().min(1, 'a bound claim value must not be empty').max(256);
+/**
+ * A bound value: 1–256 characters that start with a literal character, so a value is never
+ * `*` alone nor `*…` (which would match every subject of a multi-tenant issuer).
+ */
+const boundValue = z
+  .string()
+  .min(1, 'a bound claim value must not be empty')
+  .max(256, 'a bound claim value must be at most 256 characters')
+  .refine(
+    (v) => !v.startsWith('*'),
+    'a bound claim value must not start with *: bind a fixed prefix',
+  );
 
-/** Claims a role binds: 1–16 claim names, each a value or 1–32 values (`*` matches any run). */
-export const boundClaimsField = z
-  .record(
-    z
-      .string()
-      .regex(
-        CLAIM_NAME_PATTERN,
-        'a bound claim name must match ^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$',
-      ),
-    z.union([boundValue, z.array(boundValue).min(1).max(32)]),
-  )
-  .refine((claims) => Object.keys(claims).length >= 1, 'bound_claims must bind at least one claim')
-  .refine((claims) => Object.keys(claims).length <= 16, 'bound_claims may bind at most 16 claims');
+/**
+ * Claims a role binds: 1–16 claim names, each a value or 1–32 values (`*` matches any run).
+ * A `__proto__` key (which a record schema would silently drop) is refused by name.
+ */
+export const boundClaimsField = z.preprocess(
+  (value) =>
+    value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')
+      ? { '(__proto__)': '' }
+      : value,
+  z
+    .record(
+      z
+        .string()
+        .regex(
+          CLAIM_NAME_PATTERN,
+          'a bound claim name must match ^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$',
+        ),
+      z.union([boundValue, z.array(boundValue).min(1).max(32)]),
+    )
+    .refine(
+      (claims) => Object.keys(claims).length >= 1,
+      'bound_claims must bind at least one claim',
+    )
+    .refine(
+      (claims) => Object.keys(claims).length <= 16,
+      'bound_claims may bind at most 16 claims',
+    ),
+);
 
 const page = { cursor: cursorField.optional(), limit: listLimitField.optional() };
 

@@ -62,7 +62,7 @@ export const sha256HexField = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowe
  * seen itself, so an operator reading a name, label or task in a list, a log or the audit could
  * be misled.
  */
-const VISIBLE_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$/u;
+export const VISIBLE_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$/u;
 
 /**
  * A free-text field a person reads (a display name, a label, a task): 1–`max` characters (after

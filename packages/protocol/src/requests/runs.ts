@@ -16,7 +16,7 @@ export const runsSpawnRequest = z.strictObject({
   scope: scopeField,
   ttl_seconds: ttlSecondsField,
   public_key: publicKeyField,
-  /** The `aud` of the run token in the answer; default: the service's audience. */
+  /** The `aud` of the run token in the answer; default: the service's issuer URL. */
   audience: audienceField.optional(),
 });
 
