@@ -2,12 +2,13 @@
  * The CLI, `agentpack-identity`: one dispatch table of command groups, each in its own file
  * under commands/ with its help beside its commands —
  *   config        the operator's profiles (commands/config.ts)
- *   agents, keys, secrets, delegations, runs, audit, settings
+ *   agents, keys, secrets, delegations, runs, audit, settings, issuers, roles
  *                 the operator plane, over HTTP (commands/<group>.ts, runs-admin.ts)
  *   keys generate, token   the capability-token signing key and tokens (commands/tokens.ts)
  *   secrets rewrap, maintenance  jobs on the service's store (commands/maintenance.ts)
  *   device        an enrolled device's keys, enrollment, signed requests (commands/device.ts)
- *   run           ephemeral runs: spawn, and exec a command as a run (commands/run*.ts)
+ *   run           ephemeral runs: spawn, exec a command as a run, run tokens (commands/run*.ts)
+ *   auth          a workload's login by its platform's token: exchange (commands/auth.ts)
  *
  * Exit codes (io.ts EXIT): 0 done, 1 the command failed or the service refused it, 2 the
  * command line itself is wrong, 3 not found; `run exec` exits with its command's code.
@@ -15,11 +16,14 @@
 import { readFileSync } from 'node:fs';
 import { AGENTS } from './commands/agents.js';
 import { AUDIT } from './commands/audit.js';
+import { AUTH } from './commands/auth.js';
 import { CONFIG } from './commands/config.js';
 import { DELEGATIONS } from './commands/delegations.js';
 import { DEVICE } from './commands/device.js';
+import { ISSUERS } from './commands/issuers.js';
 import { KEYS } from './commands/keys.js';
 import { MAINTENANCE } from './commands/maintenance.js';
+import { ROLES } from './commands/roles.js';
 import { RUN } from './commands/run.js';
 import { RUNS } from './commands/runs-admin.js';
 import { SECRETS } from './commands/secrets.js';
@@ -46,6 +50,8 @@ operator commands (over HTTP, with the bridge key unless said otherwise):
   ${NAME} runs list|revoke
   ${NAME} audit query|tail
   ${NAME} settings list|set
+  ${NAME} issuers put|list|delete                  trusted issuers of workload tokens
+  ${NAME} roles put|get|list|delete                what their tokens are exchanged for
 
 offline and on the service's machine:
   ${NAME} keys generate --out FILE [--kid KID]
@@ -63,8 +69,13 @@ on an agent's machine:
   ${NAME} device sign-attestation --keys DIR --job-id ID --input-sha256 H --output-sha256 H
       --rc N
   ${NAME} run spawn --url URL --device-key-file FILE --task TASK --scope RPC[,RPC...]
-      [--ttl SECONDS] --out DIR [--parent-dir DIR]
+      [--ttl SECONDS] [--audience AUD] --out DIR [--parent-dir DIR]
   ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] -- COMMAND [ARGS...]
+  ${NAME} run token --run-dir DIR --audience AUD [--out FILE]
+
+on a workload with no static credential (its platform's token instead):
+  ${NAME} auth exchange --url URL --role ROLE --subject-token-file FILE|- --out DIR
+      [--task TASK] [--ttl SECONDS] [--audience AUD]
 
 configuration: each setting comes from the first place that has it — a flag (--url,
 --bridge-key-file, --device-key-file), then the environment (AGENTPACK_URL;
@@ -91,10 +102,13 @@ export const GROUPS: Readonly<Record<string, CommandGroup>> = {
   runs: RUNS,
   audit: AUDIT,
   settings: SETTINGS,
+  issuers: ISSUERS,
+  roles: ROLES,
   token: TOKEN,
   maintenance: MAINTENANCE,
   device: DEVICE,
   run: RUN,
+  auth: AUTH,
 };
 
 const isHelp = (arg: string | undefined) => arg === '--help' || arg === '-h';

@@ -30,6 +30,11 @@ export interface OptionSpec<K extends string, F extends string, R extends string
    * is visible to other users in `ps`). The message never repeats what was given.
    */
   refused?: Readonly<Record<string, string>>;
+  /**
+   * Never quote a stray argument, even where the command takes none: for a command whose
+   * misplaced argument is likely a credential (a token pasted without its option).
+   */
+  quiet?: true;
 }
 
 export type ParsedOptions<K extends string, F extends string, R extends string> = Partial<
@@ -79,7 +84,9 @@ export function parseOptions<K extends string, F extends string = never, R exten
       args: [...args],
       options,
       strict: true,
-      allowPositionals: positionals.length > 0,
+      // parseArgs' own refusal of a positional quotes it; with `quiet`, the count is checked
+      // below instead, without echoing anything.
+      allowPositionals: positionals.length > 0 || spec.quiet === true,
     });
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);

@@ -2,10 +2,21 @@
  * The CLI's private files: keys, device keys and run keys live in files only their owner can
  * read (0600) in directories only their owner can enter (0700), are never written over an
  * existing file or a planted symlink, and are refused, not used, when others can read them
- * (as ssh does for its keys). Messages name files, never their content.
+ * (as ssh does for its keys). Short-lived tokens a reader re-reads are the one thing replaced
+ * in place, whole, by a rename (`replacePrivateFile`). Messages name files, never their content.
  */
-import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { decodeRawKey } from '@agentpack-identity/protocol';
 import { CliError } from './io.js';
 
@@ -20,6 +31,33 @@ export function writePrivateFile(file: string, content: string): void {
   } catch (error) {
     if (errno(error) === 'EEXIST') {
       throw new CliError(`${file} already exists: refusing to overwrite it`);
+    }
+    throw new CliError(`cannot write ${file} (${errno(error)})`);
+  }
+}
+
+/**
+ * Writes `file` (mode exactly 0600) whole or not at all, replacing what was there: a new file
+ * beside it, then a rename over it. For what is refreshed in place (a short-lived token a
+ * reader re-reads); keys keep {@link writePrivateFile}, which never replaces anything. A
+ * planted symlink at `file` is replaced, never followed; a directory there is refused.
+ */
+export function replacePrivateFile(file: string, content: string): void {
+  try {
+    if (lstatSync(file).isDirectory()) throw new CliError(`${file} is a directory`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    if (errno(error) !== 'ENOENT') throw new CliError(`cannot check ${file} (${errno(error)})`);
+  }
+  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  writePrivateFile(temporary, content);
+  try {
+    renameSync(temporary, file);
+  } catch (error) {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // already gone
     }
     throw new CliError(`cannot write ${file} (${errno(error)})`);
   }

@@ -1,7 +1,9 @@
 /**
- * A run's directory, as `run spawn` writes it and `run spawn --parent-dir` and `run exec` read
- * it: `run.json` (what the service said about the run, and its URL) and `run.key` (its private
- * Ed25519 seed, 0600). Requests made as the run are signed with that key.
+ * A run's directory, as `run spawn` and `auth exchange` write it (new-run-dir.ts) and `run
+ * spawn --parent-dir`, `run exec` and `run token` read it: `run.json` (what the service said
+ * about the run, and its URL), `run.key` (its private Ed25519 seed, 0600) and `run.token` (the
+ * run token the spawn answered with, a JWT, 0600). Requests made as the run are signed with
+ * that key.
  */
 import type { KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -19,6 +21,12 @@ import { readRawKeyFile } from './private-files.js';
 import { post, REQUEST_TIMEOUT_MS, serviceUrl } from './service.js';
 
 const MAX_RUN_JSON_BYTES = 64 * 1024;
+
+/**
+ * The run token's file in a run directory, beside `RUN_FILES.key` and `RUN_FILES.info`: a
+ * bearer credential for whoever it is shown to (its audience), so 0600 like the key.
+ */
+export const RUN_TOKEN_FILE = 'run.token';
 
 /** `run.json`: what `run spawn` learnt about the run, and where its service is. */
 export interface RunInfo extends RunView {
