@@ -553,6 +553,14 @@ describe('/auth/exchange', () => {
     await putRole();
     const third = await make();
     expect(await readAll(third)).toEqual([200, 200]);
+    // The same role put again is no change: its runs go on, and nothing is audited.
+    clock.advance(1);
+    const puts = async () =>
+      (await svc.store.auditEvents(500)).filter((e) => e.action === 'role.put').length;
+    const before = await puts();
+    await putRole();
+    expect(await readAll(third)).toEqual([200, 200]);
+    expect(await puts()).toBe(before);
     await svc.post('/roles/delete', { role: 'ci-deploy' }, svc.bridge);
     expect(await readAll(third)).toEqual([401, 401]);
   });

@@ -293,6 +293,9 @@ export async function putRole(
       created_at: existing?.created_at ?? at,
       updated_at: at,
     };
+    // Putting a role again unchanged changes nothing (and so ends none of its runs): a
+    // configuration applied twice is not a change.
+    if (existing !== null && sameRole(existing, doc)) return roleView(existing);
     tx.set('roles', input.role, doc);
     tx.audit({
       category: 'auth',
@@ -309,6 +312,13 @@ export async function putRole(
     });
     return roleView(doc);
   });
+}
+
+/** True when two roles say the same, whatever their times. */
+function sameRole(a: RoleDoc, b: RoleDoc): boolean {
+  const meaning = (r: RoleDoc) =>
+    JSON.stringify([r.issuer, r.audiences, r.bound_claims, r.agent_id, r.scope, r.ttl_seconds]);
+  return meaning(a) === meaning(b);
 }
 
 /** `/roles/get`. */
