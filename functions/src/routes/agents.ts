@@ -1,9 +1,11 @@
 /** Routes under /agents: mint, read, disable, enable and retire agents. */
 import {
-  agentToggleRequest,
+  agentResponse,
   agentsCreateRequest,
   agentsGetRequest,
   agentsRetireRequest,
+  agentsRetireResponse,
+  agentToggleRequest,
 } from '@agentpack-identity/protocol';
 import { createAgent, getAgent, setAgentDisabled } from '../core/agents.js';
 import { retireAgent } from '../core/retire.js';
@@ -18,6 +20,7 @@ export const agentsCreate = defineRoute({
   agentScoped: false,
   status: 201,
   input: agentsCreateRequest,
+  output: agentResponse,
   handle: ({ deps, principal, input }) => createAgent(deps, requirePrincipal(principal), input),
 });
 
@@ -33,6 +36,7 @@ export const agentsGet = defineRoute({
   agentScoped: true,
   status: 200,
   input: agentsGetRequest,
+  output: agentResponse,
   handle: async ({ deps, principal, input }) =>
     getAgent(deps, actingAgent(principal, input.agent_id)),
 });
@@ -46,6 +50,7 @@ export const agentsDisable = defineRoute({
   agentScoped: false,
   status: 200,
   input: agentToggleRequest,
+  output: agentResponse,
   handle: ({ deps, principal, input }) =>
     setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, true),
 });
@@ -59,6 +64,7 @@ export const agentsEnable = defineRoute({
   agentScoped: false,
   status: 200,
   input: agentToggleRequest,
+  output: agentResponse,
   handle: ({ deps, principal, input }) =>
     setAgentDisabled(deps, requirePrincipal(principal), input.agent_id, false),
 });
@@ -76,6 +82,7 @@ export const agentsRetire = defineRoute({
   agentScoped: false,
   status: 200,
   input: agentsRetireRequest,
+  output: agentsRetireResponse,
   handle: ({ deps, principal, input }) =>
     retireAgent(deps, requirePrincipal(principal), input.agent_id),
 });

@@ -3,7 +3,10 @@
  * credential may ask; only the bridge and the key's own agent learn more than `unknown_key`
  * (the rule is in core/attestations.ts).
  */
-import { attestationsVerifyRequest } from '@agentpack-identity/protocol';
+import {
+  attestationsVerifyRequest,
+  attestationsVerifyResponse,
+} from '@agentpack-identity/protocol';
 import { verifyAttestation } from '../core/attestations.js';
 import { defineRoute, requirePrincipal } from './route.js';
 
@@ -15,6 +18,7 @@ export const attestationsVerify = defineRoute({
   agentScoped: false,
   status: 200,
   input: attestationsVerifyRequest,
+  output: attestationsVerifyResponse,
   handle: ({ deps, principal, input }) =>
     verifyAttestation(deps, requirePrincipal(principal), input),
 });

@@ -1,5 +1,10 @@
 /** Routes under /delegate: grant and revoke delegations. */
-import { delegateRequest, delegateRevokeRequest } from '@agentpack-identity/protocol';
+import {
+  delegateRequest,
+  delegateRevokeRequest,
+  delegateRevokeResponse,
+  delegationResponse,
+} from '@agentpack-identity/protocol';
 import { createDelegation, revokeDelegation } from '../core/delegations.js';
 import { agentPrincipal, defineRoute, requirePrincipal } from './route.js';
 
@@ -15,6 +20,7 @@ export const delegate = defineRoute({
   agentScoped: true,
   status: 201,
   input: delegateRequest,
+  output: delegationResponse,
   handle: ({ deps, principal, input }) => createDelegation(deps, agentPrincipal(principal), input),
 });
 
@@ -27,6 +33,7 @@ export const delegateRevoke = defineRoute({
   agentScoped: true,
   status: 200,
   input: delegateRevokeRequest,
+  output: delegateRevokeResponse,
   handle: ({ deps, principal, input }) =>
     revokeDelegation(deps, requirePrincipal(principal), input.delegation_id),
 });

@@ -1,5 +1,10 @@
 /** Routes under /device: issue (and rotate) and revoke device keys. */
-import { deviceIssueRequest, deviceRevokeRequest } from '@agentpack-identity/protocol';
+import {
+  deviceIssueRequest,
+  deviceIssueResponse,
+  deviceRevokeRequest,
+  deviceRevokeResponse,
+} from '@agentpack-identity/protocol';
 import { issueDeviceKey, revokeDeviceKey } from '../core/device-keys.js';
 import { actingAgent, defineRoute, requirePrincipal } from './route.js';
 
@@ -16,6 +21,7 @@ export const deviceIssue = defineRoute({
   agentScoped: true,
   status: 201,
   input: deviceIssueRequest,
+  output: deviceIssueResponse,
   handle: async ({ deps, principal, input }) =>
     issueDeviceKey(deps, requirePrincipal(principal), {
       ...input,
@@ -35,6 +41,7 @@ export const deviceRevoke = defineRoute({
   agentScoped: true,
   status: 200,
   input: deviceRevokeRequest,
+  output: deviceRevokeResponse,
   handle: ({ deps, principal, input }) =>
     revokeDeviceKey(deps, requirePrincipal(principal), input.key_id),
 });

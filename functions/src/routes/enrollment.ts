@@ -1,5 +1,10 @@
 /** Enrolled devices: mint an enrollment code (bridge) and enroll with it (the code is the credential). */
-import { deviceEnrollRequest, enrollmentCreateRequest } from '@agentpack-identity/protocol';
+import {
+  deviceEnrollRequest,
+  deviceEnrollResponse,
+  enrollmentCreateRequest,
+  enrollmentCreateResponse,
+} from '@agentpack-identity/protocol';
 import { createEnrollment, enrollDevice } from '../core/enrollments.js';
 import { defineRoute, requirePrincipal } from './route.js';
 
@@ -12,6 +17,7 @@ export const enrollmentsCreate = defineRoute({
   agentScoped: false,
   status: 201,
   input: enrollmentCreateRequest,
+  output: enrollmentCreateResponse,
   handle: ({ deps, principal, input }) =>
     createEnrollment(deps, requirePrincipal(principal), input),
 });
@@ -28,5 +34,6 @@ export const deviceEnroll = defineRoute({
   agentScoped: false,
   status: 201,
   input: deviceEnrollRequest,
+  output: deviceEnrollResponse,
   handle: ({ deps, input }) => enrollDevice(deps, input),
 });

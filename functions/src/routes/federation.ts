@@ -4,13 +4,20 @@
  */
 import {
   authExchangeRequest,
+  issuerResponse,
   issuersDeleteRequest,
+  issuersDeleteResponse,
   issuersListRequest,
+  issuersListResponse,
   issuersPutRequest,
+  roleResponse,
   rolesDeleteRequest,
+  rolesDeleteResponse,
   rolesGetRequest,
   rolesListRequest,
+  rolesListResponse,
   rolesPutRequest,
+  runsSpawnResponse,
 } from '@agentpack-identity/protocol';
 import { exchange } from '../core/exchange.js';
 import {
@@ -34,6 +41,7 @@ export const issuersPut = defineRoute({
   agentScoped: false,
   status: 200,
   input: issuersPutRequest,
+  output: issuerResponse,
   handle: ({ deps, principal, input }) => putIssuer(deps, requirePrincipal(principal), input),
 });
 
@@ -45,6 +53,7 @@ export const issuersList = defineRoute({
   agentScoped: false,
   status: 200,
   input: issuersListRequest,
+  output: issuersListResponse,
   handle: ({ deps, input }) => listIssuers(deps, input),
 });
 
@@ -56,6 +65,7 @@ export const issuersDelete = defineRoute({
   agentScoped: false,
   status: 200,
   input: issuersDeleteRequest,
+  output: issuersDeleteResponse,
   handle: ({ deps, principal, input }) =>
     deleteIssuer(deps, requirePrincipal(principal), input.issuer),
 });
@@ -68,6 +78,7 @@ export const rolesPut = defineRoute({
   agentScoped: false,
   status: 200,
   input: rolesPutRequest,
+  output: roleResponse,
   handle: ({ deps, principal, input }) => putRole(deps, requirePrincipal(principal), input),
 });
 
@@ -79,6 +90,7 @@ export const rolesGet = defineRoute({
   agentScoped: false,
   status: 200,
   input: rolesGetRequest,
+  output: roleResponse,
   handle: ({ deps, input }) => getRole(deps, input.role),
 });
 
@@ -90,6 +102,7 @@ export const rolesList = defineRoute({
   agentScoped: false,
   status: 200,
   input: rolesListRequest,
+  output: rolesListResponse,
   handle: ({ deps, input }) => listRoles(deps, input),
 });
 
@@ -101,6 +114,7 @@ export const rolesDelete = defineRoute({
   agentScoped: false,
   status: 200,
   input: rolesDeleteRequest,
+  output: rolesDeleteResponse,
   handle: ({ deps, principal, input }) => deleteRole(deps, requirePrincipal(principal), input.role),
 });
 
@@ -113,5 +127,6 @@ export const authExchange = defineRoute({
   agentScoped: false,
   status: 201,
   input: authExchangeRequest,
+  output: runsSpawnResponse,
   handle: ({ deps, input }) => exchange(deps, input),
 });

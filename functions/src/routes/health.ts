@@ -1,5 +1,5 @@
 /** GET /healthz: liveness, public. */
-import { emptyRequest } from '@agentpack-identity/protocol';
+import { emptyRequest, healthzResponse } from '@agentpack-identity/protocol';
 import { defineRoute } from './route.js';
 
 export const healthz = defineRoute({
@@ -10,5 +10,6 @@ export const healthz = defineRoute({
   agentScoped: false,
   status: 200,
   input: emptyRequest,
-  handle: async () => ({ ok: true }),
+  output: healthzResponse,
+  handle: async () => ({ ok: true as const }),
 });

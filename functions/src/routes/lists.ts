@@ -15,10 +15,15 @@
  */
 import {
   agentsListRequest,
+  agentsListResponse,
   auditQueryRequest,
+  auditQueryResponse,
   delegationsListRequest,
+  delegationsListResponse,
   deviceListRequest,
+  deviceListResponse,
   runsListRequest,
+  runsListResponse,
 } from '@agentpack-identity/protocol';
 import { queryAudit } from '../core/audit-query.js';
 import {
@@ -47,6 +52,7 @@ export const agentsList = defineRoute({
   agentScoped: false,
   status: 200,
   input: agentsListRequest,
+  output: agentsListResponse,
   handle: ({ deps, input }) => listAgents(deps, input),
 });
 
@@ -59,6 +65,7 @@ export const deviceList = defineRoute({
   agentScoped: true,
   status: 200,
   input: deviceListRequest,
+  output: deviceListResponse,
   handle: async ({ deps, principal, input }) =>
     listDeviceKeys(deps, await agentOf(deps, principal, input.agent_id), input),
 });
@@ -72,6 +79,7 @@ export const delegationsList = defineRoute({
   agentScoped: true,
   status: 200,
   input: delegationsListRequest,
+  output: delegationsListResponse,
   handle: async ({ deps, principal, input }) =>
     listDelegations(deps, await agentOf(deps, principal, input.agent_id), input),
 });
@@ -85,6 +93,7 @@ export const runsList = defineRoute({
   agentScoped: true,
   status: 200,
   input: runsListRequest,
+  output: runsListResponse,
   // Policy: a run sees only its own tree (its task is one task); other callers the agent's runs.
   handle: async ({ deps, principal, input }) =>
     listRuns(
@@ -104,5 +113,6 @@ export const auditQuery = defineRoute({
   agentScoped: false,
   status: 200,
   input: auditQueryRequest,
+  output: auditQueryResponse,
   handle: ({ deps, input }) => queryAudit(deps, input),
 });

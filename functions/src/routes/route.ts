@@ -1,8 +1,8 @@
 /**
  * What a route is: a method and path, the callers it accepts (its authorization policy), a
- * strict input schema and a handler. The route table is the list of these; the HTTP core
- * enforces the policy, and the scope of tokens and delegations, before any handler runs. A
- * route with no policy cannot be written.
+ * strict input schema, the schema of its answer, and a handler. The route table is the list of
+ * these; the HTTP core enforces the policy, and the scope of tokens and delegations, before any
+ * handler runs. A route with no policy cannot be written.
  */
 import type { z } from 'zod';
 import type { AuthDeps } from '../auth/authenticate.js';
@@ -51,7 +51,7 @@ export function takesNoCredential(policy: RoutePolicy): policy is BodyOrNoCreden
   return policy === 'public' || policy === 'enrollment-code' || policy === 'subject-token';
 }
 
-export interface RouteSpec<S extends z.ZodType> {
+export interface RouteSpec<S extends z.ZodType, O extends z.ZodType<object, object>> {
   method: 'GET' | 'POST';
   path: string;
   /** `prefix`: the route answers every path under `path`; the rest reaches the handler. */
@@ -70,6 +70,11 @@ export interface RouteSpec<S extends z.ZodType> {
   /** Strict schema of the JSON body (unknown fields refused). */
   input: S;
   /**
+   * Schema of the success answer (strict, from the protocol's responses): the handler's return
+   * type, and what the OpenAPI document says the route answers with `status`.
+   */
+  output: O;
+  /**
    * The single resource a call touches (a secret's name), checked against narrowed scope
    * entries such as `secrets/get:openai_key`. Null or absent: only an un-narrowed entry allows
    * the call.
@@ -85,7 +90,7 @@ export interface RouteSpec<S extends z.ZodType> {
   status: 200 | 201;
   /** Extra response headers, e.g. Cache-Control on public documents. */
   headers?: Record<string, string>;
-  handle(ctx: HandlerContext<z.output<S>>): Promise<object>;
+  handle(ctx: HandlerContext<z.output<S>>): Promise<z.input<O>>;
 }
 
 export interface HandlerContext<I> {
@@ -110,12 +115,18 @@ export interface Route {
   status: 200 | 201;
   headers: Record<string, string>;
   input: z.ZodType;
+  output: z.ZodType;
   resource(input: unknown): string | null;
   run(deps: AppDeps, principal: Principal | null, input: unknown, rest?: string): Promise<object>;
 }
 
-/** Declares a route; the schema's output type flows into the handler. */
-export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
+/**
+ * Declares a route; the input schema's output type flows into the handler, and the handler must
+ * return what the output schema describes.
+ */
+export function defineRoute<S extends z.ZodType, O extends z.ZodType<object, object>>(
+  spec: RouteSpec<S, O>,
+): Route {
   return {
     method: spec.method,
     path: spec.path,
@@ -128,6 +139,7 @@ export function defineRoute<S extends z.ZodType>(spec: RouteSpec<S>): Route {
     status: spec.status,
     headers: spec.headers ?? {},
     input: spec.input,
+    output: spec.output,
     resource: (input) => spec.resource?.(input as z.output<S>) ?? null,
     run: (deps, principal, input, rest = '') =>
       spec.handle({ deps, principal, input: input as z.output<S>, rest }),

@@ -1,10 +1,15 @@
 /** Ephemeral runs: spawn, complete, revoke, and the public verification document. */
 import {
   emptyRequest,
+  runIdentityResponse,
   runsCompleteRequest,
+  runsCompleteResponse,
   runsRevokeRequest,
+  runsRevokeResponse,
   runsSpawnRequest,
+  runsSpawnResponse,
   runsTokenRequest,
+  runsTokenResponse,
 } from '@agentpack-identity/protocol';
 import { completeRun, revokeRun, runIdentity } from '../core/runs.js';
 import { runToken } from '../core/run-tokens.js';
@@ -23,6 +28,7 @@ export const runsSpawn = defineRoute({
   agentScoped: true,
   status: 201,
   input: runsSpawnRequest,
+  output: runsSpawnResponse,
   handle: ({ deps, principal, input }) => spawnRun(deps, agentPrincipal(principal), input),
 });
 
@@ -39,6 +45,7 @@ export const runsToken = defineRoute({
   scopeCheck: 'handler',
   status: 201,
   input: runsTokenRequest,
+  output: runsTokenResponse,
   handle: ({ deps, principal, input }) => runToken(deps, agentPrincipal(principal), input.audience),
 });
 
@@ -53,6 +60,7 @@ export const runsComplete = defineRoute({
   scopeCheck: 'handler',
   status: 200,
   input: runsCompleteRequest,
+  output: runsCompleteResponse,
   handle: ({ deps, principal }) => completeRun(deps, agentPrincipal(principal)),
 });
 
@@ -66,6 +74,7 @@ export const runsRevoke = defineRoute({
   scopeCheck: 'handler',
   status: 200,
   input: runsRevokeRequest,
+  output: runsRevokeResponse,
   handle: ({ deps, principal, input }) =>
     revokeRun(deps, requirePrincipal(principal), input.run_id),
 });
@@ -82,5 +91,6 @@ export const runWellKnown = defineRoute({
   // Status changes the moment a run ends: never cached.
   headers: { 'cache-control': 'no-store' },
   input: emptyRequest,
+  output: runIdentityResponse,
   handle: ({ deps, rest }) => runIdentity(deps, rest),
 });

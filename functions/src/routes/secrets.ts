@@ -11,15 +11,22 @@
  * agent granted a shared secret) reads it.
  */
 import {
-  SHARED_OWNER,
   secretsChangeRequest,
   secretsDestroyRequest,
   secretsGetRequest,
+  secretsGrantResponse,
+  secretsGetResponse,
   secretsGrantRequest,
   secretsListRequest,
+  secretsListResponse,
   secretsMetadataRequest,
+  secretsMetadataResponse,
   secretsPutRequest,
+  secretsPutResponse,
   secretsResolveRequest,
+  secretsResolveResponse,
+  secretsVersionsResponse,
+  SHARED_OWNER,
   sharedSecretResource,
 } from '@agentpack-identity/protocol';
 import { resolveSecretRefs } from '../core/secret-refs.js';
@@ -78,6 +85,7 @@ export const secretsPut = defineRoute({
   agentScoped: true,
   status: 200,
   input: secretsPutRequest,
+  output: secretsPutResponse,
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) => putSecret(deps, callOf(principal, input.agent_id), input),
 });
@@ -96,6 +104,7 @@ export const secretsGet = defineRoute({
   agentScoped: true,
   status: 200,
   input: secretsGetRequest,
+  output: secretsGetResponse,
   resource: (input) =>
     input.owner === SHARED_OWNER ? sharedSecretResource(input.name) : input.name,
   handle: ({ deps, principal, input }) => getSecret(deps, agentPrincipal(principal), input),
@@ -110,6 +119,7 @@ export const secretsList = defineRoute({
   agentScoped: true,
   status: 200,
   input: secretsListRequest,
+  output: secretsListResponse,
   handle: ({ deps, principal, input }) => listSecrets(deps, callOf(principal, input.agent_id)),
 });
 
@@ -122,6 +132,7 @@ export const secretsMetadata = defineRoute({
   agentScoped: true,
   status: 200,
   input: secretsMetadataRequest,
+  output: secretsMetadataResponse,
   resource: (input) => input.name,
   handle: ({ deps, principal, input }) =>
     secretMetadata(deps, callOf(principal, input.agent_id), input.name),
@@ -140,6 +151,7 @@ function versionChangeRoute(
     agentScoped: true,
     status: 200,
     input,
+    output: secretsVersionsResponse,
     resource: (body) => body.name,
     handle: ({ deps, principal, input: body }) =>
       changeVersions(deps, callOf(principal, body.agent_id), change, body),
@@ -170,6 +182,7 @@ export const secretsResolve = defineRoute({
   scopeCheck: 'handler',
   status: 200,
   input: secretsResolveRequest,
+  output: secretsResolveResponse,
   handle: ({ deps, principal, input }) =>
     resolveSecretRefs(deps, agentPrincipal(principal), input.refs, {
       seal: input.seal === true,
@@ -187,6 +200,7 @@ function grantRoute(change: 'grant' | 'ungrant') {
     agentScoped: false,
     status: 200,
     input: secretsGrantRequest,
+    output: secretsGrantResponse,
     handle: ({ deps, principal, input }) =>
       changeGrants(deps, requirePrincipal(principal), change, input),
   });

@@ -1,5 +1,15 @@
-/** Routes under /settings: operator tunables, bridge only. */
-import { settingsListRequest, settingsSetRequest } from '@agentpack-identity/protocol';
+/**
+ * Routes under /settings: operator tunables, bridge only. Every allow-listed setting's value is
+ * a number or a boolean (core/settings.ts SETTINGS, each checked by its schema), which the core
+ * types `unknown`: the answers are typed as the response schemas say.
+ */
+import type { z } from 'zod';
+import {
+  settingsListRequest,
+  settingsListResponse,
+  settingsSetRequest,
+  settingsSetResponse,
+} from '@agentpack-identity/protocol';
 import { listSettings, setSetting } from '../core/settings.js';
 import { defineRoute, requirePrincipal } from './route.js';
 
@@ -12,7 +22,8 @@ export const settingsList = defineRoute({
   agentScoped: false,
   status: 200,
   input: settingsListRequest,
-  handle: ({ deps }) => listSettings(deps),
+  output: settingsListResponse,
+  handle: ({ deps }) => listSettings(deps) as Promise<z.input<typeof settingsListResponse>>,
 });
 
 /** POST /settings/set: one allow-listed key, its value checked by its own schema. */
@@ -24,6 +35,9 @@ export const settingsSet = defineRoute({
   agentScoped: false,
   status: 200,
   input: settingsSetRequest,
+  output: settingsSetResponse,
   handle: ({ deps, principal, input }) =>
-    setSetting(deps, requirePrincipal(principal), input.key, input.value),
+    setSetting(deps, requirePrincipal(principal), input.key, input.value) as Promise<
+      z.input<typeof settingsSetResponse>
+    >,
 });

@@ -1,5 +1,5 @@
 /** POST /tokens/register (bridge): the ledger entry of a minted capability token. */
-import { tokensRegisterRequest } from '@agentpack-identity/protocol';
+import { tokensRegisterRequest, tokensRegisterResponse } from '@agentpack-identity/protocol';
 import { registerToken } from '../core/token-ledger.js';
 import { defineRoute, requirePrincipal } from './route.js';
 
@@ -11,5 +11,6 @@ export const tokensRegister = defineRoute({
   agentScoped: false,
   status: 201,
   input: tokensRegisterRequest,
+  output: tokensRegisterResponse,
   handle: ({ deps, principal, input }) => registerToken(deps, requirePrincipal(principal), input),
 });

@@ -4,7 +4,14 @@
  * OIDC `jwks_uri`) and `/.well-known/openid-configuration` (OIDC discovery, so a cloud's
  * workload identity federation can trust run tokens).
  */
-import { emptyRequest, RUN_TOKEN_ALG, RUN_TOKEN_CLAIMS } from '@agentpack-identity/protocol';
+import {
+  emptyRequest,
+  jwksResponse,
+  openidConfigurationResponse,
+  RUN_TOKEN_ALG,
+  RUN_TOKEN_CLAIMS,
+  wellKnownResponse,
+} from '@agentpack-identity/protocol';
 import { defineRoute } from './route.js';
 
 // Verifiers may cache the keys briefly; a key rotation publishes the new key before it signs.
@@ -19,6 +26,7 @@ export const wellKnown = defineRoute({
   status: 200,
   headers: CACHED,
   input: emptyRequest,
+  output: wellKnownResponse,
   handle: async ({ deps }) => ({
     issuer: deps.issuer,
     audience: deps.audience,
@@ -36,6 +44,7 @@ export const jwksJson = defineRoute({
   status: 200,
   headers: CACHED,
   input: emptyRequest,
+  output: jwksResponse,
   handle: async ({ deps }) => ({ keys: await deps.signer.publishedKeys() }),
 });
 
@@ -49,10 +58,11 @@ export const openidConfiguration = defineRoute({
   status: 200,
   headers: CACHED,
   input: emptyRequest,
+  output: openidConfigurationResponse,
   handle: async ({ deps }) => ({
     issuer: deps.issuerUrl,
     jwks_uri: `${deps.issuerUrl}/.well-known/jwks.json`,
-    id_token_signing_alg_values_supported: [RUN_TOKEN_ALG],
+    id_token_signing_alg_values_supported: [RUN_TOKEN_ALG] satisfies 'ES256'[],
     response_types_supported: ['id_token'],
     subject_types_supported: ['public'],
     claims_supported: [...RUN_TOKEN_CLAIMS],

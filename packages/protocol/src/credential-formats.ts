@@ -9,7 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 export const DEVICE_KEY_PREFIX = 'apdk_';
 const BODY_LENGTH = 43; // base64url of 32 bytes
 const CHECKSUM_LENGTH = 6; // base64url of 4 bytes
-const DEVICE_KEY_PATTERN = /^apdk_[A-Za-z0-9_-]{49}$/;
+/** The shape of a device key (its checksum is checked by {@link isWellFormedDeviceKey}). */
+export const DEVICE_KEY_PATTERN = /^apdk_[A-Za-z0-9_-]{49}$/;
 
 /** Enrollment codes: `apen_` + 256 random bits. Shown once, stored as a digest. */
 export const ENROLLMENT_CODE_PATTERN = /^apen_[A-Za-z0-9_-]{43}$/;

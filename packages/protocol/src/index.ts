@@ -1,6 +1,6 @@
 /**
  * `@agentpack-identity/protocol`: what the service, the CLI and clients must agree on byte for
- * byte — formats, grammars, request schemas, signed strings, the sealed box — and nothing that
+ * byte — formats, grammars, request and response schemas, signed strings, the sealed box — and nothing that
  * does I/O. It depends on node:crypto, tweetnacl, @noble/hashes and zod only, never on
  * firebase-*, better-sqlite3 or a KMS client.
  */
@@ -18,3 +18,4 @@ export * from './scope.js';
 export * from './sealed-box.js';
 export * from './request-signing.js';
 export * from './requests/index.js';
+export * from './responses/index.js';
