@@ -302,6 +302,7 @@ describe('route table', () => {
         'POST /audit/query',
         'GET /.well-known/agentpack-identity',
         'GET /healthz',
+        'GET /openapi.json',
       ].sort(),
     );
   });

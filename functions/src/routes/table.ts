@@ -20,6 +20,7 @@ import {
   rolesList,
   rolesPut,
 } from './federation.js';
+import { openApiRoute } from './openapi.js';
 import { runsComplete, runsRevoke, runsSpawn, runsToken, runWellKnown } from './runs.js';
 import {
   secretsDelete,
@@ -37,6 +38,9 @@ import { settingsList, settingsSet } from './settings.js';
 import { tokensRegister } from './tokens.js';
 import { jwksJson, openidConfiguration, wellKnown } from './well-known.js';
 import type { Route } from './route.js';
+
+/** `GET /openapi.json`: the document of this very table (hence the thunk). */
+const openapiJson = openApiRoute(() => ROUTES);
 
 export const ROUTES: readonly Route[] = [
   agentsCreate,
@@ -86,6 +90,7 @@ export const ROUTES: readonly Route[] = [
   openidConfiguration,
   runWellKnown,
   healthz,
+  openapiJson,
 ];
 
 /** Finds the route of a path: exact paths first, then prefixes; with the rest of the path. */

@@ -78,9 +78,14 @@ export function textField(field: string, options: { max: number; trim?: boolean 
       VISIBLE_TEXT,
       `${field} must not contain control characters, format characters (such as bidi overrides or zero-width characters) or line or paragraph separators`,
     );
-  return (options.trim === true ? visible.trim() : visible)
-    .min(1, `${field} must not be empty`)
-    .max(options.max, `${field} must be at most ${options.max} characters`);
+  return (
+    (options.trim === true ? visible.trim() : visible)
+      .min(1, `${field} must not be empty`)
+      .max(options.max, `${field} must be at most ${options.max} characters`)
+      // The JSON Schema pattern, written out: the OpenAPI generator renders a regex with a flag
+      // (here `u`) as `<source>/u`, which would match nothing.
+      .meta({ pattern: VISIBLE_TEXT.source })
+  );
 }
 
 /** A short human label: 1–128 characters of visible text. */
