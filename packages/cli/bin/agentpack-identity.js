@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// The `agentpack-identity` CLI. The code lives in TypeScript (src/main.ts) and is compiled into
-// lib/ by `npm run build`; this launcher only finds it and runs it.
+// The `agentpack-identity` CLI. The code lives in TypeScript (src/main.ts). In this repository
+// `npm run build` compiles it into lib/ and this launcher runs lib/main.js; the package that
+// `npm pack` makes carries instead lib/agentpack-identity.js, the whole CLI in one file
+// (scripts/bundle.mjs), which runs on a machine without the repository.
 import { existsSync } from 'node:fs';
 
-const entry = new URL('../lib/main.js', import.meta.url);
-if (!existsSync(entry)) {
+const entry = ['../lib/main.js', '../lib/agentpack-identity.js']
+  .map((path) => new URL(path, import.meta.url))
+  .find((url) => existsSync(url));
+if (entry === undefined) {
   process.stderr.write('agentpack-identity: the CLI is not built: run npm run build first\n');
   process.exit(1);
 }

@@ -100,7 +100,7 @@ async function loadMaintenance(): Promise<Maintenance> {
     return (await import(MAINTENANCE_MODULE)) as Maintenance;
   } catch {
     throw new CliError(
-      'maintenance commands run where the service is installed and built (npm run build in its repository)',
+      "this command works on the service's own store: run it on the service's machine, from the repository (after npm run build)",
     );
   }
 }
