@@ -70,7 +70,8 @@ on an agent's machine:
       --rc N
   ${NAME} run spawn --url URL --device-key-file FILE --task TASK --scope RPC[,RPC...]
       [--ttl SECONDS] [--audience AUD] --out DIR [--parent-dir DIR]
-  ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] -- COMMAND [ARGS...]
+  ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] [--watch [SECONDS]
+      [--reload-signal SIG]] -- COMMAND [ARGS...]
   ${NAME} run token --run-dir DIR --audience AUD [--out FILE]
 
 on a workload with no static credential (its platform's token instead):

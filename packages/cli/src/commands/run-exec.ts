@@ -2,7 +2,8 @@
  * `run exec`: runs a command as a run. It resolves the run's secret references into files of a
  * private temporary directory that only the command's environment *names* (values never in the
  * environment, argv, logs or state), removes the directory when the command ends, whatever
- * happened, and then completes the run.
+ * happened, and then completes the run. With `--watch`, the files are kept current while the
+ * command runs (secret-watch.ts), and the command is ended when the run is.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,9 @@ import { loadProviders, parseBrokers, type Brokered } from '../broker/providers.
 import { startBrokerFor } from '../broker/start.js';
 import type { Broker } from '../broker/server.js';
 import { postAsRun, readRunDir, type RunDir } from '../run-dir.js';
+import { watchCommand, type SecretWatch } from '../secret-watch.js';
+import { normaliseWatchOption, parseWatchOptions, WATCH_VALUES } from '../watch-options.js';
+import { WATCH_HELP, WATCH_OPTIONS_HELP } from '../watch-options.js';
 import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js';
 
 /**
@@ -43,6 +47,7 @@ const WITHHELD_ENV = [
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const HELP = `usage: ${NAME} run exec --run-dir DIR [--ref NAME=REF ...]
+       [--watch [SECONDS] [--reload-signal SIG]]
        [--device-dir KEYS --broker PROVIDER=REF ... [--broker-providers FILE]
         [--broker-max-requests N]] -- COMMAND [ARGS...]
 
@@ -58,6 +63,8 @@ its environment:
      ${WITHHELD_ENV.join(', ')}; SIGINT, SIGTERM and SIGHUP are passed on to it;
   4. when it ends, removes the directory (whatever happened), then completes the run: POST
      URL/runs/complete as the run ends it and every run spawned under it.
+
+${WATCH_HELP}
 
 With --broker, a credential broker runs on 127.0.0.1 beside COMMAND: the real key of each
 PROVIDER (REF read sealed with the host's enrolled device in KEYS, written by "device keygen"
@@ -90,6 +97,7 @@ options:
                      more providers (JSON, above)
   --broker-max-requests N
                      the broker answers 429 from the N+1st request on
+${WATCH_OPTIONS_HELP}
   -h, --help         this help
 `;
 
@@ -114,12 +122,12 @@ function parseRefs(pairs: readonly string[]): Array<{ name: string; ref: string 
   });
 }
 
-/** Resolves the refs as the run, in one call; the values in the order of `refs`. */
+/** Resolves the refs as the run, in one call; the values (and versions) in the order of `refs`. */
 async function resolveRefs(
   run: RunDir,
   refs: ReadonlyArray<{ name: string; ref: string }>,
   io: CliIo,
-): Promise<string[]> {
+): Promise<Array<{ value: string; version: number }>> {
   const failure = 'cannot resolve the secrets';
   const body = JSON.stringify({ refs: refs.map((r) => r.ref) });
   const res = await postAsRun(run, '/secrets/resolve', body, failure, io);
@@ -129,13 +137,13 @@ async function resolveRefs(
     throw new CliError(`${failure}: the answer does not have one value per reference`);
   }
   return values.map((item: unknown, index) => {
-    const { ref, value } = (item ?? {}) as { ref?: unknown; value?: unknown };
-    if (ref !== refs[index]!.ref || typeof value !== 'string') {
+    const { ref, value, version } = (item ?? {}) as Record<string, unknown>;
+    if (ref !== refs[index]!.ref || typeof value !== 'string' || !Number.isSafeInteger(version)) {
       throw new CliError(
         `${failure}: the answer's value ${index} is not that of --ref ${refs[index]!.name}`,
       );
     }
-    return value;
+    return { value, version: version as number };
   });
 }
 
@@ -162,7 +170,7 @@ function secretsParent(env: CliIo['env']): string {
 function writeSecretsDir(
   env: CliIo['env'],
   refs: ReadonlyArray<{ name: string; ref: string }>,
-  values: readonly string[],
+  values: ReadonlyArray<{ value: string }>,
 ): string {
   let dir: string;
   try {
@@ -175,7 +183,7 @@ function writeSecretsDir(
   try {
     refs.forEach(({ name }, index) => {
       const file = join(dir, name);
-      writeFileSync(file, values[index]!, { mode: 0o600, flag: 'wx' });
+      writeFileSync(file, values[index]!.value, { mode: 0o600, flag: 'wx' });
       chmodSync(file, 0o600);
     });
   } catch (error) {
@@ -202,11 +210,15 @@ function removeDir(dir: string): string | null {
   }
 }
 
-/** How the command ended, as an exit code: its own, 128+N for signal N, 126/127 for no start. */
+/**
+ * How the command ended, as an exit code: its own, 128+N for signal N, 126/127 for no start.
+ * `started` is called once the command runs, with a function that signals it while it does.
+ */
 function runCommand(
   command: readonly string[],
   env: NodeJS.ProcessEnv,
   io: CliIo,
+  started?: (signal: (signal: NodeJS.Signals) => void) => void,
 ): Promise<number> {
   return new Promise((resolveCode) => {
     let child: ChildProcess;
@@ -234,6 +246,7 @@ function runCommand(
     child.once('error', (error: NodeJS.ErrnoException) => {
       if (child.pid === undefined) failed(error); // else it started: its exit still comes
     });
+    if (child.pid !== undefined) started?.(forward);
     child.once('exit', (code, signal) => {
       if (child.pid === undefined) return; // never started: the error says why
       if (code !== null) return done(code);
@@ -276,6 +289,14 @@ async function completeRun(run: RunDir, io: CliIo): Promise<string | null> {
     io.stderr(`${NAME}: run ${run.info.run_id} was not completed: it is already ${status}\n`);
     return null;
   }
+  // Past its expiry by our clock (as a watch that cannot reach the service ends it): over.
+  const { run_id, expires_at } = run.info;
+  if (status === null && Date.parse(expires_at) <= nowMs(io)) {
+    io.stderr(
+      `${NAME}: run ${run_id} was not completed (${reason}): it expired at ${expires_at}\n`,
+    );
+    return null;
+  }
   return `cannot complete run ${run.info.run_id} (${reason}): it stays active until ${run.info.expires_at}; revoke it`;
 }
 
@@ -303,12 +324,13 @@ async function runExec(args: readonly string[], io: CliIo): Promise<number> {
   if (split === -1) throw usage('the command goes after "--": run exec --run-dir DIR -- COMMAND');
   const command = args.slice(split + 1);
   if (command.length === 0 || command[0] === '') throw usage('no command after "--"');
-  const opts = parseOptions(args.slice(0, split), {
-    values: ['run-dir', 'device-dir', 'broker-providers', 'broker-max-requests'],
+  const opts = parseOptions(normaliseWatchOption(args.slice(0, split)), {
+    values: ['run-dir', 'device-dir', 'broker-providers', 'broker-max-requests', ...WATCH_VALUES],
     repeatable: ['ref', 'broker'],
   });
   const runDir = required(opts['run-dir'], 'run-dir');
   const refs = parseRefs(opts.ref);
+  const watch = parseWatchOptions(opts, io);
   const brokered = parseBrokerOptions(opts);
   const run = readRunDir(runDir, '--run-dir');
   const { run_id, expires_at } = run.info;
@@ -316,7 +338,7 @@ async function runExec(args: readonly string[], io: CliIo): Promise<number> {
     throw new CliError(`run ${run_id} expired at ${expires_at}: spawn a new one`);
   }
 
-  let values: string[] = [];
+  let values: Array<{ value: string; version: number }> = [];
   if (refs.length > 0) {
     try {
       values = await resolveRefs(run, refs, io);
@@ -351,17 +373,31 @@ async function runExec(args: readonly string[], io: CliIo): Promise<number> {
     await broker?.close();
     throw error;
   }
+  // What the watch starts from: each file's version and value (it keeps only a digest).
+  let initial = watch === null ? [] : refs.map((r, i) => ({ ...r, ...values[i]! }));
   values = [];
   env[EXEC_ENV.secretsDir] = dir;
   env[EXEC_ENV.runId] = run_id;
   env[EXEC_ENV.runDir] = resolve(runDir);
 
+  // The broker stops once, with the command or with the run, and its keys are zeroed.
+  let brokerClosed: Promise<void> | null = null;
+  const closeBroker = () => (brokerClosed ??= broker?.close() ?? Promise.resolve());
+  let watcher: SecretWatch | null = null;
   let code = 1;
   try {
-    code = await runCommand(command, env, io);
+    code = await runCommand(command, env, io, (signal) => {
+      // The run's end ends what it gave the command: its files (the watch removes them), the
+      // broker, and then the command itself (SIGTERM).
+      const onRunEnd = () => void closeBroker();
+      if (watch !== null) {
+        watcher = watchCommand({ run, dir, secrets: initial, io, ...watch, signal, onRunEnd });
+      }
+      initial = [];
+    });
   } finally {
-    // The broker stops with the command, and its keys are zeroed.
-    await broker?.close();
+    await (watcher as SecretWatch | null)?.stop();
+    await closeBroker();
     // Whatever happened to the command: the values do not outlive it.
     const problem = removeDir(dir);
     if (problem !== null) {
