@@ -24,7 +24,8 @@ const HELP = {
            [--ttl SECONDS] [--audience AUD] --out DIR
        ${NAME} run spawn --parent-dir DIR --task TASK --scope RPC[,RPC...]
            [--ttl SECONDS] [--audience AUD] --out DIR
-       ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] -- COMMAND [ARGS...]
+       ${NAME} run exec --run-dir DIR [--ref NAME=REF ...] [--watch [SECONDS]
+           [--reload-signal SIG]] -- COMMAND [ARGS...]
        ${NAME} run token --run-dir DIR --audience AUD [--out FILE]
 
 A run directory is also what "${NAME} auth exchange" writes (a workload's platform token
