@@ -157,15 +157,17 @@ describe('GET /.well-known/agentpack-identity', () => {
     expect(res.headers.get('cache-control')).toMatch(/max-age=\d+/);
     expect(res.body.issuer).toBe('agentpack-identity');
     expect(res.body.audience).toBe('agentpack');
+    // The pinned capability key, then the run-token signing key (ES256, the online key).
     const published = res.body.jwks.keys;
-    expect(published).toHaveLength(1);
+    expect(published).toHaveLength(2);
     expect(published[0]).toMatchObject({
       kty: 'OKP',
       crv: 'Ed25519',
       kid: TEST_KID,
       x: JSON.parse(TEST_JWKS).keys[0].x,
     });
-    expect(published[0].d).toBeUndefined();
+    expect(published[1]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
+    for (const key of published) expect(key.d).toBeUndefined();
   });
 });
 
