@@ -283,6 +283,43 @@ describe('the installed CLI', () => {
       name: 'openai_key',
       value: 'sk-packaged-42',
     });
+
+    // A run of the enrolled device, and a command run with live secret files (--watch).
+    const runDir = join(tmp.dir, 'run');
+    const spawned = await installed([
+      'run',
+      'spawn',
+      '--url',
+      service.url,
+      '--device-key-file',
+      join(keys, 'device-key'),
+      '--task',
+      'packaged task',
+      '--scope',
+      'secrets/get:openai_key',
+      '--ttl',
+      '120',
+      '--out',
+      runDir,
+    ]);
+    expect(spawned.code, spawned.stderr).toBe(0);
+    const ran = await installed([
+      'run',
+      'exec',
+      '--run-dir',
+      runDir,
+      '--watch',
+      '5',
+      '--ref',
+      `OPENAI=agentpack.secret://${agent}/openai_key`,
+      '--',
+      'node',
+      '-e',
+      "process.stdout.write(require('fs').readFileSync(process.env.AGENTPACK_SECRETS_DIR + '/OPENAI', 'utf8').length + ' bytes')",
+    ]);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toBe(`${'sk-packaged-42'.length} bytes`);
+    expect(ran.stdout + ran.stderr).not.toContain('sk-packaged-42');
   });
 
   it("refuses the maintenance commands in one line: they need the service's code", async () => {
