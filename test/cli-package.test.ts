@@ -323,6 +323,18 @@ describe('the installed CLI', () => {
   });
 
   it("refuses the maintenance commands in one line: they need the service's code", async () => {
+    // A decoy of the service's module in a folder above the install (any local user could plant
+    // one under /tmp): the standalone CLI never loads it.
+    const marker = join(tmp.dir, 'decoy-ran');
+    for (const name of ['agentpack-identity-functions', '@agentpack-identity/functions']) {
+      const decoy = join(tmp.dir, 'node_modules', name, 'lib');
+      mkdirSync(decoy, { recursive: true });
+      writeFileSync(
+        join(decoy, 'maintenance.js'),
+        `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\n`,
+      );
+      writeFileSync(join(decoy, '..', 'package.json'), `{"name":"${name}","version":"0.0.0"}\n`);
+    }
     for (const args of [
       ['maintenance', 'prune'],
       ['maintenance', 'migrate-digests'],
@@ -335,6 +347,7 @@ describe('the installed CLI', () => {
       expect(res.stderr).toContain("run it on the service's machine, from the repository");
     }
     expect(existsSync(join(tmp.dir, 'data'))).toBe(false);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('installs globally from the tarball, as the README says', async () => {

@@ -6,8 +6,8 @@
 // the inlined packages go beside it (lib/THIRD-PARTY-LICENSES.txt).
 //
 // The service's code never goes in: the maintenance commands (`secrets rewrap`, `maintenance
-// prune|migrate-digests`) load it by a computed import that esbuild leaves alone, so on a device
-// they refuse with one line instead (commands/maintenance.ts).
+// prune|migrate-digests`) refuse with one line in the bundle (the define below), without
+// looking for any module (commands/maintenance.ts).
 //
 // The launcher bin/agentpack-identity.js runs lib/main.js (the tsc build, in this repository)
 // when it is there, and this bundle otherwise (in the tarball, whose "files" leave lib/main.js
@@ -50,6 +50,8 @@ const result = await build({
   plugins: [firstPartyInline],
   legalComments: 'eof',
   metafile: true,
+  // The standalone CLI never looks for the service's code (commands/maintenance.ts).
+  define: { __AGENTPACK_STANDALONE__: 'true' },
   logLevel: 'warning',
   banner: {
     // tweetnacl is CommonJS and require()s node:crypto: give the ESM bundle a require().

@@ -92,16 +92,29 @@ interface Maintenance {
   RewrapStopped: new (...args: never[]) => Error & { summary: { last_id: string | null } };
 }
 
-/** The service's maintenance entry; a variable, so the CLI builds without the service. */
-const MAINTENANCE_MODULE = 'agentpack-identity-functions/lib/maintenance.js';
+/**
+ * Set to true by the bundle of the standalone package (scripts/bundle.mjs, an esbuild define):
+ * a device install has no service code and never looks for any.
+ */
+declare const __AGENTPACK_STANDALONE__: boolean | undefined;
 
+const STANDALONE_REFUSAL =
+  "this command works on the service's own store: run it on the service's machine, from the repository (after npm run build)";
+
+/**
+ * The service's maintenance entry, by its place in this repository (packages/cli/lib/commands →
+ * functions/lib): a path, never a package name that a module folder above an install could
+ * answer with planted code.
+ */
 async function loadMaintenance(): Promise<Maintenance> {
+  if (typeof __AGENTPACK_STANDALONE__ !== 'undefined' && __AGENTPACK_STANDALONE__) {
+    throw new CliError(STANDALONE_REFUSAL);
+  }
+  const entry = new URL('../../../../functions/lib/maintenance.js', import.meta.url);
   try {
-    return (await import(MAINTENANCE_MODULE)) as Maintenance;
+    return (await import(entry.href)) as Maintenance;
   } catch {
-    throw new CliError(
-      "this command works on the service's own store: run it on the service's machine, from the repository (after npm run build)",
-    );
+    throw new CliError(STANDALONE_REFUSAL);
   }
 }
 
