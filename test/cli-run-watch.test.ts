@@ -11,17 +11,30 @@
  * The watch polls every AGENTPACK_WATCH_INTERVAL_MS (50 ms here). Tests synchronise on what
  * they can observe — a file's content, a line on stderr, the command's marker file, the
  * proxy's count of requests — with bounded waits for a condition, never a fixed sleep.
- * Needs `npm run build` first.
+ * The end of a run is also tested unit by unit (`watchCommand` with fake timers, and a fault
+ * injected into node:fs's rmSync), and the private writes under a file-size limit (EFBIG
+ * partway). Needs `npm run build` first.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  type PathLike,
+  type RmOptions,
+} from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CLI_BIN, killLiveProcesses, runNode, track } from './helpers/cli-process.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { RunDir } from '../packages/cli/src/run-dir.js';
+import { watchCommand } from '../packages/cli/src/secret-watch.js';
+import { CLI_BIN, killLiveProcesses, runNode, runProcess, track } from './helpers/cli-process.js';
 import { startTestService, type TestService } from './helpers/service.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -31,6 +44,23 @@ const INTERVAL_MS = '50';
 
 // Whatever a failed or timed-out test left running ends here, by process group.
 afterEach(killLiveProcesses);
+
+/** Paths node:fs's rmSync fails on (EBUSY), for the unit tests of the end; else the real one. */
+const rmFaults = vi.hoisted(() => new Set<string>());
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...fs,
+    rmSync(path: PathLike, options?: RmOptions) {
+      if (rmFaults.has(String(path))) {
+        throw Object.assign(new Error(`EBUSY: resource busy, rm '${String(path)}'`), {
+          code: 'EBUSY',
+        });
+      }
+      return fs.rmSync(path, options);
+    },
+  };
+});
 
 const V1 = 'sk-watch-first-Qm41\nline two ü';
 const V2 = 'sk-watch-second-Zr88';
@@ -73,13 +103,21 @@ function read(file: string): string | null {
 
 /**
  * A loopback HTTP proxy in front of the service, the run's URL: `up` forwards, `503` answers
- * 503 itself, `refuse` drops every connection (a network error). Counts the resolves.
+ * 503 itself, `refuse` drops every connection (a network error), `hang` takes each
+ * `/secrets/resolve` and never answers it (other requests go through), `swap` forwards a
+ * `/secrets/resolve` and reverses the order of the answer's values. Counts the resolves.
  */
 interface Proxy {
   url: string;
-  mode: 'up' | '503' | 'refuse';
+  mode: 'up' | '503' | 'refuse' | 'hang' | 'swap';
   /** `/secrets/resolve` requests, by what the proxy did with them. */
-  resolves: { forwarded: number; unavailable: number; refused: number };
+  resolves: {
+    forwarded: number;
+    unavailable: number;
+    refused: number;
+    hung: number;
+    swapped: number;
+  };
   close(): Promise<void>;
 }
 
@@ -89,7 +127,7 @@ async function startProxy(target: string): Promise<Proxy> {
   const proxy: Proxy = {
     url: '',
     mode: 'up',
-    resolves: { forwarded: 0, unavailable: 0, refused: 0 },
+    resolves: { forwarded: 0, unavailable: 0, refused: 0, hung: 0, swapped: 0 },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -109,9 +147,31 @@ async function startProxy(target: string): Promise<Proxy> {
       res.end('{"error":{"code":"unavailable","message":"down for a test"}}');
       return;
     }
+    if (proxy.mode === 'hang' && isResolve) {
+      proxy.resolves.hung += 1; // taken, never answered (close() destroys the socket)
+      return;
+    }
+    const swap = proxy.mode === 'swap' && isResolve;
     const upstream = httpRequest(
       { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        if (swap) {
+          const chunks: Buffer[] = [];
+          answer.on('data', (c: Buffer) => chunks.push(c));
+          answer.once('end', () => {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            if (Array.isArray(body.values)) body.values.reverse();
+            const text = JSON.stringify(body);
+            const headers = {
+              ...answer.headers,
+              'content-length': String(Buffer.byteLength(text)),
+            };
+            res.writeHead(answer.statusCode ?? 502, headers);
+            res.end(text);
+            proxy.resolves.swapped += 1;
+          });
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
         answer.once('end', () => {
@@ -297,6 +357,12 @@ describe('command line', () => {
     [['--reload-signal', 'SIGHUP'], {}, /--reload-signal goes with --watch/],
     [['--watch', '--reload-signal', 'SIGNOPE'], {}, /--reload-signal must be a signal name/],
     [['--watch'], { AGENTPACK_WATCH_INTERVAL_MS: '5' }, /AGENTPACK_WATCH_INTERVAL_MS must be/],
+    // A signal that kills or stops the command is no reload signal.
+    [['--watch', '--reload-signal', 'SIGKILL'], {}, /--reload-signal cannot be SIGKILL: /],
+    [['--watch', '--reload-signal', 'stop'], {}, /--reload-signal cannot be SIGSTOP: /],
+    [['--watch', '--reload-signal', 'SIGTSTP'], {}, /--reload-signal cannot be SIGTSTP: /],
+    [['--watch', '--reload-signal', 'sigttin'], {}, /--reload-signal cannot be SIGTTIN: /],
+    [['--watch', '--reload-signal', 'TTOU'], {}, /--reload-signal cannot be SIGTTOU: /],
   ])('%j %j exits 2 with one line, before anything is read', async (options, env, message) => {
     const res = await runNode(
       ['run', 'exec', '--run-dir', join(tmp.dir, 'none'), ...options, '--', 'true'],
@@ -333,6 +399,18 @@ describe('command line', () => {
 });
 
 describe('keeping the files current', () => {
+  it("never gives the command run exec's test knob, AGENTPACK_WATCH_INTERVAL_MS", async () => {
+    const { dir } = await spawnRun();
+    const exec = startExec(dir, ['--watch', ...REFS]);
+    await exec.ready();
+    // run exec itself read it (it polls every 50 ms), the command did not get it.
+    await until('polls at the test interval', () => proxy.resolves.forwarded >= 3);
+    expect(exec.stdout()).toContain('watch-interval-env unseen\n');
+    expect(exec.stdout()).not.toContain('watch-interval-env seen');
+    exec.proc.kill('SIGTERM');
+    expect(await exec.exited).toBe(143);
+  });
+
   it('replaces a file whole on a new version (new inode, 0600) and signals the command', async () => {
     const { dir, info } = await spawnRun();
     const exec = startExec(dir, ['--watch', '--reload-signal', 'SIGHUP', ...REFS]);
@@ -543,5 +621,207 @@ describe('a service that cannot be reached', () => {
     expect(exec.stderr()).not.toContain('revoke it');
     expect(exec.stderrLines(/watch: cannot check the secrets/)).toHaveLength(1);
     expectNoValues(exec);
+  });
+});
+
+describe('answers the watch cannot trust, and a service that never answers', () => {
+  it("keeps the files when an answer's values are not those of the refs asked, and never writes one into another's file", async () => {
+    const { dir } = await spawnRun();
+    const exec = startExec(dir, ['--watch', '--reload-signal', 'SIGHUP', ...REFS]);
+    const secrets = await exec.ready();
+    const mismatch =
+      /^agentpack-identity: watch: cannot check the secrets: the answer's value 0 is not that of API; the secret files stay as they are until the service answers/;
+
+    proxy.mode = 'swap'; // API's value answered as DB's, and DB's as API's
+    await until('the mismatch line', () => exec.stderrLines(mismatch).length === 1);
+    const swapped = proxy.resolves.swapped;
+    await until('more polls', () => proxy.resolves.swapped >= swapped + 3);
+    expect(exec.stderrLines(mismatch)).toHaveLength(1);
+    expect(read(join(secrets, 'API'))).toBe(V1);
+    expect(read(join(secrets, 'DB'))).toBe(DB1);
+    expect(readdirSync(secrets).sort()).toEqual(['API', 'DB']);
+    expect(exec.lines()).toEqual([]); // nothing changed: no reload signal
+    expect(exec.code()).toBeUndefined();
+
+    proxy.mode = 'up';
+    await exec.said('watch: the service answers again: the secret files are current\n');
+    expect(read(join(secrets, 'API'))).toBe(V1);
+    expect(read(join(secrets, 'DB'))).toBe(DB1);
+    expect(exec.lines()).toEqual([]);
+    expectNoValues(exec);
+  });
+
+  it('removes the files and sends SIGTERM within a second of the expiry while the service hangs', async () => {
+    const { dir, info } = await spawnRun(4);
+    const expiresMs = Date.parse(info.expires_at);
+    const exec = startExec(dir, ['--watch', '--reload-signal', 'SIGHUP', ...REFS]);
+    const secrets = await exec.ready();
+    proxy.mode = 'hang';
+    // One poll waits for an answer that never comes (up to the 15 s request timeout): only the
+    // expiry timer can end the command on time.
+    await until('a resolve to hang', () => proxy.resolves.hung >= 1);
+    expect(read(join(secrets, 'API'))).toBe(V1);
+    await until('the command to get SIGTERM', () => exec.lines().length > 0, 10_000);
+    const late = Date.now() - expiresMs;
+    expect(exec.lines()).toEqual(['terminated files=0']); // the folder was empty by then
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(1000);
+    expect(proxy.resolves.hung).toBe(1); // the poll in flight never came back
+    expect(await exec.exited).toBe(143);
+    expect(existsSync(secrets)).toBe(false);
+    expect(exec.stderr()).toContain(
+      `agentpack-identity: watch: run ${info.run_id} expired at ${info.expires_at}: the secret files are removed and the command is sent SIGTERM\n`,
+    );
+    expectNoValues(exec);
+  });
+});
+
+describe('private writes that fail partway', () => {
+  it('leave no temporary or partial file behind (EFBIG under a file-size limit)', async () => {
+    const dir = join(tmp.dir, 'limited');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'API'), 'old', { mode: 0o600 });
+    const lib = pathToFileURL(join(root, 'packages/cli/lib/private-files.js')).href;
+    const script = [
+      `import { replacePrivateFile, writePrivateFile } from ${JSON.stringify(lib)};`,
+      `const dir = process.argv[1];`,
+      `const big = 'x'.repeat(256 * 1024);`,
+      `for (const [what, write] of [`,
+      `  ['replace', () => replacePrivateFile(dir + '/API', big)],`,
+      `  ['write', () => writePrivateFile(dir + '/NEW', big)],`,
+      `]) {`,
+      `  try { write(); console.log(what + ' written'); }`,
+      `  catch (error) { console.log(what + ': ' + error.message); }`,
+      `}`,
+    ].join('\n');
+    // A limit of a few KB: the first write(2) is cut short, the next one fails with EFBIG.
+    const res = await runProcess(
+      'sh',
+      [
+        '-c',
+        'ulimit -f 16 && exec "$@"',
+        'sh',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        script,
+        dir,
+      ],
+      { env: { PATH: process.env['PATH'] ?? '' } },
+    );
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toBe(
+      `replace: cannot write ${dir}/API (EFBIG)\nwrite: cannot write ${dir}/NEW (EFBIG)\n`,
+    );
+    expect(readdirSync(dir)).toEqual(['API']);
+    expect(read(join(dir, 'API'))).toBe('old');
+  });
+});
+
+describe('the end of the run, unit by unit (watchCommand)', () => {
+  const HOUR = 3_600_000;
+  /** A run that expires at `expiresMs`; its service is never asked (polls are an hour apart). */
+  const runUntil = (expiresMs: number) =>
+    ({
+      info: {
+        run_id: 'run_unit',
+        expires_at: new Date(expiresMs).toISOString(),
+        url: 'http://127.0.0.1:9',
+      },
+      key: null,
+    }) as unknown as RunDir;
+  const SECRETS = [
+    { name: 'API', ref: 'agentpack.secret://agent-a/api_key', version: 1, value: V1 },
+    { name: 'DB', ref: 'agentpack.secret://agent-a/db_pass', version: 1, value: DB1 },
+  ];
+
+  /** A watch of a folder with the two files; `seen` has what each hook found in the folder. */
+  function startUnitWatch(expiresMs: number, extra: (dir: string) => void = () => {}) {
+    const dir = join(tmp.dir, `secrets-${++n}`);
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'API'), V1, { mode: 0o600 });
+    writeFileSync(join(dir, 'DB'), DB1, { mode: 0o600 });
+    extra(dir);
+    const seen: Array<[string, string[]]> = [];
+    let stderr = '';
+    const watch = watchCommand({
+      run: runUntil(expiresMs),
+      dir,
+      secrets: SECRETS,
+      intervalMs: HOUR,
+      io: { env: {}, stdout: () => {}, stderr: (text) => (stderr += text) },
+      reloadSignal: 'SIGHUP',
+      signal: (signal) => seen.push([signal, readdirSync(dir).sort()]),
+      onRunEnd: () => seen.push(['onRunEnd', readdirSync(dir).sort()]),
+    });
+    return { dir, seen, watch, stderr: () => stderr };
+  }
+
+  afterEach(() => {
+    vi.useRealTimers();
+    rmFaults.clear();
+  });
+
+  it('empties the whole folder (temporary files, what the command made) before SIGTERM', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const expiresMs = Date.now() + 3000;
+    const unit = startUnitWatch(expiresMs, (dir) => {
+      writeFileSync(join(dir, '.API.0123456789ab.tmp'), V2, { mode: 0o600 });
+      writeFileSync(join(dir, 'made-by-the-command'), V3);
+      mkdirSync(join(dir, 'cache'));
+      writeFileSync(join(dir, 'cache', 'copy'), V1);
+    });
+    vi.advanceTimersByTime(2999);
+    expect(unit.seen).toEqual([]);
+    expect(unit.watch.ended()).toBe(false);
+    vi.advanceTimersByTime(1);
+    // Emptied first; then the broker's hook; then SIGTERM, which found nothing left.
+    expect(unit.seen).toEqual([
+      ['onRunEnd', []],
+      ['SIGTERM', []],
+    ]);
+    expect(unit.watch.ended()).toBe(true);
+    expect(existsSync(unit.dir)).toBe(true); // emptied, not removed: run exec removes it
+    expect(unit.stderr()).toBe(
+      `agentpack-identity: watch: run run_unit expired at ${new Date(expiresMs).toISOString()}: the secret files are removed and the command is sent SIGTERM\n`,
+    );
+    await unit.watch.stop();
+    vi.advanceTimersByTime(2 * HOUR);
+    expect(unit.seen).toHaveLength(2);
+  });
+
+  it('ends on time after a suspend or a forward jump of the clock (steps of at most 1 s)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const start = Date.now();
+    const expiresMs = start + 7 * 24 * HOUR;
+    const unit = startUnitWatch(expiresMs);
+    vi.advanceTimersByTime(5000);
+    expect(unit.seen).toEqual([]);
+    // The machine sleeps through the expiry: the clock jumps, the timers' own time does not.
+    vi.setSystemTime(expiresMs + 2000);
+    vi.advanceTimersByTime(1000);
+    expect(unit.seen).toEqual([
+      ['onRunEnd', []],
+      ['SIGTERM', []],
+    ]);
+    expect(unit.stderr()).toContain('watch: run run_unit expired at');
+    await unit.watch.stop();
+  });
+
+  it('says what it could not remove, by name, and does not claim the files are removed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const expiresMs = Date.now() + 1000;
+    const unit = startUnitWatch(expiresMs, (dir) => rmFaults.add(join(dir, 'DB')));
+    vi.advanceTimersByTime(1000);
+    expect(unit.seen).toEqual([
+      ['onRunEnd', ['DB']],
+      ['SIGTERM', ['DB']],
+    ]);
+    expect(unit.stderr()).toBe(
+      `agentpack-identity: watch: run run_unit expired at ${new Date(expiresMs).toISOString()}: cannot remove DB (EBUSY) in ${unit.dir} (remove them by hand: they may hold secrets); the rest is removed and the command is sent SIGTERM\n`,
+    );
+    expect(unit.stderr()).not.toContain('the secret files are removed');
+    for (const value of ALL_VALUES) expect(unit.stderr()).not.toContain(value);
+    await unit.watch.stop();
   });
 });

@@ -8,10 +8,15 @@
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
+  fchmodSync,
   lstatSync,
   mkdirSync,
+  openSync,
+  readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   unlinkSync,
   writeFileSync,
@@ -22,12 +27,46 @@ import { CliError } from './io.js';
 
 const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? 'error';
 
+/** Removes `file`, quietly: it runs while another failure, the one reported, is on its way out. */
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already; else the failure being thrown says enough
+  }
+}
+
+/**
+ * Creates `file` (mode exactly 0600) with `content`, never over an existing file or symlink
+ * (EEXIST). Whole or not at all: when writing fails partway (ENOSPC, EFBIG, EIO) or the mode
+ * cannot be set, the file it created is removed before the error (from node:fs) is thrown.
+ */
+function createPrivateFile(file: string, content: string): void {
+  // `wx`: O_CREAT|O_EXCL, so an existing file (or a planted symlink) is never overwritten.
+  const fd = openSync(file, 'wx', 0o600);
+  // From here the file is ours: any failure removes it.
+  let failure: unknown = null;
+  try {
+    writeFileSync(fd, content);
+    fchmodSync(fd, 0o600); // the umask may have taken bits away; make it exactly 0600
+  } catch (error) {
+    failure = error;
+  }
+  try {
+    closeSync(fd);
+  } catch (error) {
+    failure ??= error;
+  }
+  if (failure !== null) {
+    unlinkQuietly(file);
+    throw failure;
+  }
+}
+
 /** Writes a new private file (mode exactly 0600), never over an existing file or symlink. */
 export function writePrivateFile(file: string, content: string): void {
   try {
-    // `wx`: O_CREAT|O_EXCL, so an existing file (or a planted symlink) is never overwritten.
-    writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600); // the umask may have taken bits away; make it exactly 0600
+    createPrivateFile(file, content);
   } catch (error) {
     if (errno(error) === 'EEXIST') {
       throw new CliError(`${file} already exists: refusing to overwrite it`);
@@ -40,7 +79,8 @@ export function writePrivateFile(file: string, content: string): void {
  * Writes `file` (mode exactly 0600) whole or not at all, replacing what was there: a new file
  * beside it, then a rename over it. For what is refreshed in place (a short-lived token a
  * reader re-reads); keys keep {@link writePrivateFile}, which never replaces anything. A
- * planted symlink at `file` is replaced, never followed; a directory there is refused.
+ * planted symlink at `file` is replaced, never followed; a directory there is refused. On any
+ * failure, the temporary file is removed.
  */
 export function replacePrivateFile(file: string, content: string): void {
   try {
@@ -50,17 +90,46 @@ export function replacePrivateFile(file: string, content: string): void {
     if (errno(error) !== 'ENOENT') throw new CliError(`cannot check ${file} (${errno(error)})`);
   }
   const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  writePrivateFile(temporary, content);
+  try {
+    createPrivateFile(temporary, content); // on failure, it is gone already
+  } catch (error) {
+    throw new CliError(`cannot write ${file} (${errno(error)})`);
+  }
   try {
     renameSync(temporary, file);
   } catch (error) {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // already gone
-    }
+    unlinkQuietly(temporary);
     throw new CliError(`cannot write ${file} (${errno(error)})`);
   }
+}
+
+/**
+ * Empties the directory `dir`: removes every entry in it (files, temporary files, whatever a
+ * program made there), and leaves the directory. Returns what could not be removed, each as
+ * `NAME (CODE)` (names, never content): empty when nothing is left (or `dir` is gone).
+ */
+export function emptyPrivateDir(dir: string): string[] {
+  try {
+    // A program may have taken the directory's permissions away: give them back first.
+    chmodSync(dir, 0o700);
+  } catch {
+    // gone already, or not ours to change: reading it says which
+  }
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    return errno(error) === 'ENOENT' ? [] : [`${dir} (${errno(error)})`];
+  }
+  const failed: string[] = [];
+  for (const name of names) {
+    try {
+      rmSync(join(dir, name), { recursive: true, force: true });
+    } catch (error) {
+      failed.push(`${name} (${errno(error)})`);
+    }
+  }
+  return failed;
 }
 
 /** Refuses when any of `files` exists (a symlink too), before anything is written. */

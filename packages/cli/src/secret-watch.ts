@@ -15,9 +15,12 @@
  *   delivery is required, which a run cannot receive) removes every file until the service
  *   answers with the values again;
  * - when the run is over — the service answers 401 for it (completed, revoked, expired), or its
- *   `expires_at` passes by the local clock — every file is removed and the owner is told
+ *   `expires_at` passes by the local clock (checked at least every second, so a suspend or a
+ *   clock jump cannot carry the files past it) — everything in the directory is removed
+ *   (whatever is there: temporary files, what the command made) and then the owner is told
  *   (`onEnd`: `run exec` sends SIGTERM to the command). Nothing is written after that;
- * - when the service cannot be reached (no answer, 5xx, 429, an answer that is not one),
+ * - when the service cannot be reached (no answer, 5xx, 429, an answer that is not one, such
+ *   as a value that is not that of the reference asked),
  *   the files stay as they are until the service answers again or the run expires, never
  *   longer: one stderr line when that starts, one when it ends.
  *
@@ -31,12 +34,17 @@ import { createHash } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, NAME, nowMs, type CliIo } from './io.js';
-import { replacePrivateFile } from './private-files.js';
+import { emptyPrivateDir, replacePrivateFile } from './private-files.js';
 import { runHeaders, type RunDir } from './run-dir.js';
 import { describeAnswer, post, REQUEST_TIMEOUT_MS } from './service.js';
+import { CANNOT_CHECK, outcomeOf, type Outcome } from './watch-answers.js';
 
-/** The longest delay setTimeout takes (about 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The longest step of the expiry timer: one long timeout counts the time the machine runs, not
+ * the clock's, so after a suspend or a forward jump of the clock it would fire late. Each step
+ * checks the clock against `expires_at` again.
+ */
+const EXPIRY_STEP_MS = 1000;
 
 /** One watched file: its reference, and what it holds now (null: no file). */
 interface Entry {
@@ -50,7 +58,7 @@ interface Entry {
 
 export interface WatchOptions {
   run: RunDir;
-  /** The private directory the files are in. */
+  /** The private directory the files are in (emptied, all of it, when the run is over). */
   dir: string;
   /** The references, with the version and value each file was first written with. */
   secrets: ReadonlyArray<{ name: string; ref: string; version: number; value: string }>;
@@ -58,7 +66,7 @@ export interface WatchOptions {
   io: CliIo;
   /** After a batch of changes to the files (called once per poll that changed any). */
   onChange(): void;
-  /** The run is over: every file is removed already; nothing is watched any more. */
+  /** The run is over: the directory is emptied already (or said why not); nothing is watched. */
   onEnd(): void;
 }
 
@@ -69,68 +77,13 @@ export interface SecretWatch {
   ended(): boolean;
 }
 
-/** What one `/secrets/resolve` call said. */
-type Outcome =
-  | { kind: 'values'; values: Array<{ version: number; value: string }> }
-  | { kind: 'unresolvable'; index: number; reason: string }
-  | { kind: 'ended'; why: string }
-  | { kind: 'refused'; why: string }
-  | { kind: 'unreachable'; why: string };
-
 const digestOf = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
 const errno = (error: unknown) => (error as NodeJS.ErrnoException).code ?? 'error';
-
-/** A reason the service gave, if it is a plain word (it is printed). */
-function plainReason(details: unknown): string {
-  const reason = (details as { reason?: unknown } | undefined)?.reason;
-  return typeof reason === 'string' && /^[a-z_]{1,40}$/.test(reason) ? reason : 'refused';
-}
-
-const CANNOT_CHECK = 'cannot check the secrets';
-
-/** Reads a `/secrets/resolve` answer for `count` references. */
-function outcomeOf(status: number, text: string, count: number): Outcome {
-  const unreachable = (why: string): Outcome => ({
-    kind: 'unreachable',
-    why: `${CANNOT_CHECK}: ${why}`,
-  });
-  let body: unknown = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: the status decides
-  }
-  if (status === 200) {
-    const values = (body as { values?: unknown } | null)?.values;
-    if (!Array.isArray(values) || values.length !== count) {
-      return unreachable('the answer does not have one value per reference');
-    }
-    const checked = values.map((item: unknown) => {
-      const { version, value } = (item ?? {}) as { version?: unknown; value?: unknown };
-      return Number.isSafeInteger(version) && typeof value === 'string'
-        ? { version: version as number, value }
-        : null;
-    });
-    if (checked.some((v) => v === null)) {
-      return unreachable('the answer has a value that is not one');
-    }
-    return { kind: 'values', values: checked as Array<{ version: number; value: string }> };
-  }
-  const why = describeAnswer(status, text);
-  if (status === 401) return { kind: 'ended', why };
-  if (status === 429 || status >= 500 || status < 400) return unreachable(why);
-  const details = (body as { error?: { details?: { index?: unknown } } } | null)?.error?.details;
-  const index = details?.index;
-  if (typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < count) {
-    return { kind: 'unresolvable', index, reason: plainReason(details) };
-  }
-  return { kind: 'refused', why };
-}
 
 /** Starts watching; the first poll is one interval away. */
 export function startSecretWatch(options: WatchOptions): SecretWatch {
   // Only what the watch needs is kept: not `options.secrets`, which holds the first values.
-  const { run, io, intervalMs, onChange, onEnd } = options;
+  const { run, dir, io, intervalMs, onChange, onEnd } = options;
   const runId = run.info.run_id;
   const expiresAt = run.info.expires_at;
   const expiryMs = Date.parse(expiresAt);
@@ -138,7 +91,7 @@ export function startSecretWatch(options: WatchOptions): SecretWatch {
   const entries: Entry[] = options.secrets.map((s) => ({
     name: s.name,
     ref: s.ref,
-    file: join(options.dir, s.name),
+    file: join(dir, s.name),
     held: { version: s.version, digest: digestOf(s.value) },
     failure: null,
   }));
@@ -190,27 +143,38 @@ export function startSecretWatch(options: WatchOptions): SecretWatch {
     return true;
   };
 
-  /** The run is over: every file goes, nothing is watched any more, the owner is told. */
+  /**
+   * The run is over: everything in the directory goes (not only the files known here: a
+   * temporary file, what the command wrote), nothing is watched any more, then the owner is
+   * told. The line says what could not be removed, by name.
+   */
   const end = (why: string) => {
     if (stopped) return;
     stopped = true;
     over = true;
     clearTimers();
     abort.abort();
-    for (const entry of entries) removeFile(entry, "no longer the run's");
-    say(`${why}: the secret files are removed and the command is sent SIGTERM`);
+    const left = emptyPrivateDir(dir);
+    for (const entry of entries) entry.held = null;
+    if (left.length === 0) {
+      say(`${why}: the secret files are removed and the command is sent SIGTERM`);
+    } else {
+      say(
+        `${why}: cannot remove ${left.join(', ')} in ${dir} (remove them by hand: they may hold secrets); the rest is removed and the command is sent SIGTERM`,
+      );
+    }
     onEnd();
   };
 
   const expired = () => nowMs(io) >= expiryMs;
   const expiredLine = () => `run ${runId} expired at ${expiresAt}`;
 
-  /** Arms the local expiry (in steps, for a delay beyond what setTimeout takes). */
+  /** Arms the local expiry, in steps of at most EXPIRY_STEP_MS, each checking the clock. */
   const armExpiry = () => {
     if (stopped) return;
     const left = expiryMs - nowMs(io);
     if (!(left > 0)) return end(expiredLine());
-    expiryTimer = setTimeout(armExpiry, Math.min(left, MAX_TIMER_MS));
+    expiryTimer = setTimeout(armExpiry, Math.min(left, EXPIRY_STEP_MS));
   };
 
   /** Why the run is over, for the line: its public status when the service says. */
@@ -236,10 +200,10 @@ export function startSecretWatch(options: WatchOptions): SecretWatch {
     return `the service refuses run ${runId} (${why})`;
   };
 
-  /** One `/secrets/resolve` as the run for `refs`. */
-  const resolve = async (refs: readonly string[]): Promise<Outcome> => {
+  /** One `/secrets/resolve` as the run for the references of `asked`. */
+  const resolve = async (asked: readonly Entry[]): Promise<Outcome> => {
     const path = '/secrets/resolve';
-    const body = JSON.stringify({ refs });
+    const body = JSON.stringify({ refs: asked.map((e) => e.ref) });
     try {
       const res = await post(
         `${run.info.url}${path}`,
@@ -249,7 +213,7 @@ export function startSecretWatch(options: WatchOptions): SecretWatch {
         REQUEST_TIMEOUT_MS,
         abort.signal,
       );
-      return outcomeOf(res.status, res.text, refs.length);
+      return outcomeOf(res.status, res.text, asked);
     } catch (error) {
       return { kind: 'unreachable', why: (error as Error).message };
     }
@@ -299,7 +263,7 @@ export function startSecretWatch(options: WatchOptions): SecretWatch {
     let pending = entries.slice();
     let last: Outcome;
     for (;;) {
-      last = entries.length === 0 ? await runStatus() : await resolve(pending.map((e) => e.ref));
+      last = entries.length === 0 ? await runStatus() : await resolve(pending);
       if (stopped) return;
       if (last.kind !== 'unresolvable') break;
       const { index, reason } = last;

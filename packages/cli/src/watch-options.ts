@@ -13,7 +13,8 @@ export const MAX_WATCH_SECONDS = 3600;
 
 /**
  * `AGENTPACK_WATCH_INTERVAL_MS`: replaces `--watch`'s interval with a number of milliseconds
- * (10 to 3 600 000). For tests, which cannot wait 5 seconds a poll; not in the help.
+ * (10 to 3 600 000). For tests, which cannot wait 5 seconds a poll; not in the help, and
+ * withheld from the command (run exec's WITHHELD_ENV), which has no business with it.
  */
 export const WATCH_INTERVAL_ENV = 'AGENTPACK_WATCH_INTERVAL_MS';
 
@@ -61,12 +62,29 @@ export function watchIntervalMs(value: string, env: CliIo['env']): number {
   return Number(override);
 }
 
+/**
+ * The signals that cannot ask for a reload: SIGKILL and SIGSTOP cannot be caught, and the
+ * terminal stops (SIGTSTP, SIGTTIN, SIGTTOU) stop a command that does not catch them.
+ */
+const NOT_RELOAD_SIGNALS: ReadonlySet<string> = new Set([
+  'SIGKILL',
+  'SIGSTOP',
+  'SIGTSTP',
+  'SIGTTIN',
+  'SIGTTOU',
+]);
+
 /** `--reload-signal SIG`: a signal name (`SIGHUP`, `HUP`, `sigusr1`), as Node names it. */
 export function parseReloadSignal(value: string): NodeJS.Signals {
   const upper = value.toUpperCase();
   const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
   if (!/^SIG[A-Z0-9]+$/.test(name) || !Object.hasOwn(osConstants.signals, name)) {
     throw usage('--reload-signal must be a signal name, such as SIGHUP or SIGUSR1');
+  }
+  if (NOT_RELOAD_SIGNALS.has(name)) {
+    throw usage(
+      `--reload-signal cannot be ${name}: it kills or stops the command; use one it can catch, such as SIGHUP or SIGUSR1`,
+    );
   }
   return name as NodeJS.Signals;
 }

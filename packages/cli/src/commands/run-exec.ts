@@ -23,7 +23,7 @@ import type { Broker } from '../broker/server.js';
 import { postAsRun, readRunDir, type RunDir } from '../run-dir.js';
 import { watchCommand, type SecretWatch } from '../secret-watch.js';
 import { normaliseWatchOption, parseWatchOptions, WATCH_VALUES } from '../watch-options.js';
-import { WATCH_HELP, WATCH_OPTIONS_HELP } from '../watch-options.js';
+import { WATCH_HELP, WATCH_INTERVAL_ENV, WATCH_OPTIONS_HELP } from '../watch-options.js';
 import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js';
 
 /**
@@ -31,7 +31,7 @@ import { answerObject, describeAnswer, REQUEST_TIMEOUT_MS } from '../service.js'
  * the command acts with the run's narrow rights only; a bridge key or the local KEK inherited
  * from the operator's shell would undo that.
  */
-/** The operator's and the host's credentials (and the paths to them) the command never gets. */
+/** What the command never gets: the operator's and host's credentials (and paths), a test knob. */
 const WITHHELD_ENV = [
   'AGENTPACK_BRIDGE_KEY',
   'AGENTPACK_BRIDGE_KEYS',
@@ -41,6 +41,7 @@ const WITHHELD_ENV = [
   'AGENTPACK_DIGEST_KEY',
   'AGENTPACK_PROFILE',
   'AGENTPACK_CONFIG',
+  WATCH_INTERVAL_ENV,
 ];
 
 /** The signals `run exec` passes on to the command instead of dying of them. */
