@@ -47,13 +47,14 @@ export async function exchange(
   if (role === null) {
     throw refusal({ reason: 'unknown_role', message: 'there is no such role' });
   }
-  const untrusted = refusal({
-    reason: 'untrusted_issuer',
-    message: "the subject token's issuer is not the role's trusted issuer",
-  });
-  if (token.claims['iss'] !== role.issuer) throw untrusted;
+  const untrusted = () =>
+    refusal({
+      reason: 'untrusted_issuer',
+      message: "the subject token's issuer is not the role's trusted issuer",
+    });
+  if (token.claims['iss'] !== role.issuer) throw untrusted();
   const issuer = await deps.store.get('issuers', issuerDocId(role.issuer));
-  if (issuer === null) throw untrusted;
+  if (issuer === null) throw untrusted();
   const key = await deps.issuerKeys.keyFor(issuer, {
     alg: token.alg,
     ...(token.kid === undefined ? {} : { kid: token.kid }),
