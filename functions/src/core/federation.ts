@@ -27,7 +27,7 @@ import type { CoreDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { fetchableUrl } from './fetchable-url.js';
 import { parseVerificationKeys } from './issuer-keys.js';
-import { decodeCursor, encodeCursor, pageLimit, readPage } from './paging.js';
+import { list, querySource } from './lists.js';
 import type { Principal } from './principal.js';
 import { checkRunScope } from './spawn.js';
 import { readSetting } from './settings.js';
@@ -349,42 +349,17 @@ export async function deleteRole(
   });
 }
 
-/** A page of a list ordered by one unique field of its documents. */
-async function listBy<T>(
-  rpc: string,
-  args: { cursor?: string | undefined; limit?: number | undefined },
-  read: (after: string | undefined, limit: number) => Promise<{ key: string; item: T }[]>,
-  validKey: (key: string) => boolean,
-): Promise<{ items: T[]; next_cursor: string | null }> {
-  const after = decodeCursor(rpc, {}, args.cursor, validKey);
-  const page = await readPage({
-    sources: [read],
-    after,
-    limit: pageLimit(args.limit),
-    keep: (item: T) => item,
-  });
-  return {
-    items: page.items,
-    next_cursor: page.next === null ? null : encodeCursor(rpc, {}, page.next),
-  };
-}
-
 /** `/issuers/list`: by issuer identifier. */
 export async function listIssuers(
   deps: CoreDeps,
   args: { cursor?: string | undefined; limit?: number | undefined },
 ): Promise<{ issuers: IssuerView[]; next_cursor: string | null }> {
-  const { items, next_cursor } = await listBy(
+  const { items, next_cursor } = await list(
     'issuers/list',
+    {},
     args,
-    async (after, limit) =>
-      (
-        await deps.store.query('issuers', {
-          orderBy: 'issuer',
-          ...(after === undefined ? {} : { after }),
-          limit,
-        })
-      ).map((f) => ({ key: f.doc.issuer, item: issuerView(f.doc) })),
+    [querySource(deps.store, 'issuers', 'issuer')],
+    (f) => issuerView(f.doc),
     (key) => /^[\x21-\x7e]{1,256}$/.test(key),
   );
   return { issuers: items, next_cursor };
@@ -395,17 +370,12 @@ export async function listRoles(
   deps: CoreDeps,
   args: { cursor?: string | undefined; limit?: number | undefined },
 ): Promise<{ roles: RoleView[]; next_cursor: string | null }> {
-  const { items, next_cursor } = await listBy(
+  const { items, next_cursor } = await list(
     'roles/list',
+    {},
     args,
-    async (after, limit) =>
-      (
-        await deps.store.query('roles', {
-          orderBy: 'role',
-          ...(after === undefined ? {} : { after }),
-          limit,
-        })
-      ).map((f) => ({ key: f.doc.role, item: roleView(f.doc) })),
+    [querySource(deps.store, 'roles', 'role')],
+    (f) => roleView(f.doc),
     (key) => ROLE_PATTERN.test(key),
   );
   return { roles: items, next_cursor };

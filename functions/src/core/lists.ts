@@ -66,7 +66,7 @@ interface ListArgs {
 }
 
 /** An ordered query of the store as a paging source, keyed by its order field. */
-function querySource<C extends CollectionName>(
+export function querySource<C extends CollectionName>(
   reader: StoreReader,
   collection: C,
   orderBy: OrderField<C>,
@@ -86,26 +86,24 @@ function querySource<C extends CollectionName>(
   };
 }
 
-/** Runs a list: decode the cursor, read a page, encode the next cursor. */
 /** The shape of a list key (creation time `|` id): a cursor's key must have it. */
 const LIST_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\|[A-Za-z0-9_-]{1,64}$/;
 const isListKey = (key: string): boolean => LIST_KEY.test(key);
 const isAgentKey = (key: string): boolean => AGENT_ID_PATTERN.test(key);
 
-async function list<T, U>(
+/**
+ * Runs a list: decode the cursor, read a page, encode the next cursor. A cursor's key goes into
+ * the store's range condition, so `validKey` admits only keys of the list's own shape.
+ */
+export async function list<T, U>(
   rpc: string,
   query: Record<string, unknown>,
   args: ListArgs,
   sources: readonly Source<T>[],
   keep: (item: T) => U | null | Promise<U | null>,
+  validKey: (key: string) => boolean = isListKey,
 ): Promise<{ items: U[]; next_cursor: string | null }> {
-  // A cursor's key goes into the store's range condition: only keys of the list's own shape.
-  const after = decodeCursor(
-    rpc,
-    query,
-    args.cursor,
-    rpc === 'agents/list' ? isAgentKey : isListKey,
-  );
+  const after = decodeCursor(rpc, query, args.cursor, validKey);
   const page = await readPage({ sources, after, limit: pageLimit(args.limit), keep });
   return {
     items: page.items,
@@ -143,6 +141,7 @@ export async function listAgents(
     input,
     [source],
     (f) => agentView(f.doc),
+    isAgentKey,
   );
   return { agents: items, next_cursor };
 }
