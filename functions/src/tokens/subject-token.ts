@@ -16,6 +16,7 @@ import {
   TOKEN_TYP,
   VISIBLE_TEXT,
 } from '@agentpack-identity/protocol';
+import { parseJsonSegment } from './verify.js';
 
 /** The algorithms a subject token may be signed with. `none`, HMAC and the rest are refused. */
 export const SUBJECT_ALGS = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -60,8 +61,6 @@ const MAX_SUBJECT_LENGTH = 256;
 /** A claim value longer than this never matches a bound claim (keeps matching cheap). */
 const MAX_MATCHED_LENGTH = 1024;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 function refused(reason: ExchangeRefusal, message: string, claim?: string): Refused {
   return { ok: false, reason, message, ...(claim === undefined ? {} : { claim }) };
 }
@@ -69,12 +68,8 @@ function refused(reason: ExchangeRefusal, message: string, claim?: string): Refu
 function jsonSegment(segment: string): Record<string, unknown> | null {
   const bytes = decodeBase64Url(segment);
   if (bytes === null || bytes.length === 0) return null;
-  try {
-    const value: unknown = JSON.parse(utf8.decode(bytes));
-    return isJsonObject(value) ? value : null;
-  } catch {
-    return null;
-  }
+  const value = parseJsonSegment(bytes);
+  return isJsonObject(value) ? value : null;
 }
 
 /**

@@ -130,7 +130,8 @@ const REFUSED = Object.fromEntries(
 // we act on is exactly the bytes that were signed.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function parseJsonSegment(bytes: Buffer): unknown {
+/** The JSON of a decoded JWS segment, or undefined when it is not strict UTF-8 JSON. */
+export function parseJsonSegment(bytes: Buffer): unknown {
   try {
     return JSON.parse(utf8.decode(bytes));
   } catch {
