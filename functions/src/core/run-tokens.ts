@@ -42,7 +42,10 @@ export interface MintedRunToken {
  */
 export async function mintRunToken(
   deps: RunTokenDeps,
-  run: Pick<RunView, 'run_id' | 'agent_id' | 'root_run_id' | 'lineage' | 'scope' | 'expires_at'>,
+  run: Readonly<Pick<RunView, 'run_id' | 'agent_id' | 'root_run_id' | 'expires_at'>> & {
+    lineage: readonly string[];
+    scope: readonly string[];
+  },
   audience: string,
   nowMs: number,
   jti: string = randomBytes(16).toString('base64url'),
@@ -74,7 +77,7 @@ export async function mintRunToken(
 
 /**
  * `/runs/token`: a run token of the calling run for another audience. The run was checked live
- * (lineage, spawning key, agent) by its authentication; its document gives the claims.
+ * (lineage, spawning key, agent) by its authentication, whose principal carries the claims.
  */
 export async function runToken(
   deps: CoreDeps & RunTokenDeps,
@@ -82,16 +85,14 @@ export async function runToken(
   audience: string,
 ): Promise<{ token: string; expires_at: string }> {
   if (run.kind !== 'run') throw new Error('runToken needs a run principal');
-  const doc = await deps.store.get('runs', run.run_id);
-  if (doc === null || doc.ended !== null)
-    throw new ApiError('unauthenticated', 'the run has ended');
-  const minted = await mintRunToken(deps, doc, audience, deps.clock.now());
+  // The principal is the run's document as its authentication just read and checked it.
+  const minted = await mintRunToken(deps, run, audience, deps.clock.now());
   await deps.store.transact(async (tx) => {
     tx.audit({
       category: 'auth',
       action: 'run.token',
       actor: actorOf(run),
-      target: { agent_id: doc.agent_id, run_id: doc.run_id, jti: minted.claims.jti },
+      target: { agent_id: run.agent_id, run_id: run.run_id, jti: minted.claims.jti },
       at: rfc3339(deps.clock.now()),
       details: { audience, expires_at: minted.expires_at },
     });
